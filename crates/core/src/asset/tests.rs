@@ -1,0 +1,268 @@
+use super::*;
+use proptest::prelude::*;
+
+const T0: UnixMillis = UnixMillis(1_700_000_000_000);
+const MD5_ABC: &str = "900150983cd24fb0d6963f7d28e17f72";
+
+fn issued(id: &str) -> Event {
+    Event::FormIssued { asset_id: id.into(), expires_at: T0.plus_secs(86_400) }
+}
+
+fn uploaded() -> Event {
+    Event::Uploaded { size: 3, md5: MD5_ABC.into(), started_at: T0, completed_at: T0 }
+}
+
+fn failed(step: Step, kind: FailureKind) -> Event {
+    Event::Failed(Failure::new(step, kind, "boom"))
+}
+
+fn http(step: Step, status: u16) -> Event {
+    failed(step, FailureKind::Status { status, code: None })
+}
+
+#[test]
+fn the_happy_path_takes_three_requests() {
+    let mut a = Asset::new(Limits::default());
+    assert_eq!(a.next_action(T0), Action::RequestForm);
+    a.apply(issued("a1"), T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::Upload { asset_id: "a1".into() });
+    a.apply(Event::UploadStarted, T0).unwrap();
+    a.apply(uploaded(), T0).unwrap();
+    assert!(matches!(a.next_action(T0), Action::Register { ref asset_id, size: 3, .. } if asset_id == "a1"));
+    a.apply(Event::Registered { already_existed: false }, T0).unwrap();
+    assert_eq!(a.state(), &State::Registered { asset_id: "a1".into(), size: 3, md5: MD5_ABC.into() });
+    assert_eq!(a.next_action(T0), Action::Done);
+}
+
+#[test]
+fn a_retryable_failure_backs_off_then_repeats_the_step() {
+    let mut a = Asset::new(Limits::default());
+    a.apply(http(Step::RequestForm, 503), T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::Backoff { attempt: 1, retry_after_ms: None });
+    // Nothing but the end of the backoff is accepted while it runs.
+    assert!(a.apply(issued("a1"), T0).is_err());
+    a.apply(Event::BackedOff, T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::RequestForm);
+}
+
+#[test]
+fn retry_after_is_passed_on() {
+    let mut a = Asset::new(Limits::default());
+    let mut f = Failure::new(Step::RequestForm, FailureKind::Status { status: 429, code: None }, "slow down");
+    f.retry_after_ms = Some(2_000);
+    a.apply(Event::Failed(f), T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::Backoff { attempt: 1, retry_after_ms: Some(2_000) });
+}
+
+#[test]
+fn a_failed_upload_is_retried_with_the_same_form() {
+    let mut a = Asset::new(Limits::default());
+    a.apply(issued("a1"), T0).unwrap();
+    a.apply(Event::UploadStarted, T0).unwrap();
+    a.apply(failed(Step::Upload, FailureKind::Network), T0).unwrap();
+    a.apply(Event::BackedOff, T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::Upload { asset_id: "a1".into() });
+}
+
+#[test]
+fn attempts_are_bounded() {
+    let limits = Limits { max_attempts_per_step: 3, ..Limits::default() };
+    let mut a = Asset::new(limits);
+    for _ in 0..2 {
+        a.apply(http(Step::RequestForm, 500), T0).unwrap();
+        a.apply(Event::BackedOff, T0).unwrap();
+    }
+    a.apply(http(Step::RequestForm, 500), T0).unwrap();
+    match a.state() {
+        State::Failed { failure, .. } => assert!(failure.message.contains("gave up after 3 attempts")),
+        s => panic!("expected failed, got {s:?}"),
+    }
+    assert_eq!(a.next_action(T0), Action::Done);
+}
+
+#[test]
+fn progress_resets_the_attempt_count() {
+    let limits = Limits { max_attempts_per_step: 2, ..Limits::default() };
+    let mut a = Asset::new(limits);
+    a.apply(http(Step::RequestForm, 500), T0).unwrap();
+    a.apply(Event::BackedOff, T0).unwrap();
+    a.apply(issued("a1"), T0).unwrap();
+    a.apply(Event::UploadStarted, T0).unwrap();
+    a.apply(failed(Step::Upload, FailureKind::Network), T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::Backoff { attempt: 1, retry_after_ms: None });
+}
+
+#[test]
+fn an_expired_form_is_replaced_and_the_file_uploaded_again() {
+    let mut a = Asset::new(Limits::default());
+    a.apply(issued("a1"), T0).unwrap();
+    a.apply(Event::UploadStarted, T0).unwrap();
+    a.apply(failed(Step::Upload, FailureKind::FormExpired), T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::RequestForm);
+    a.apply(issued("a2"), T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::Upload { asset_id: "a2".into() });
+}
+
+#[test]
+fn a_form_close_to_expiry_is_not_used() {
+    let limits = Limits::default();
+    let mut a = Asset::new(limits);
+    let expires_at = T0.plus_millis(limits.min_form_validity_ms - 1);
+    a.apply(Event::FormIssued { asset_id: "a1".into(), expires_at }, T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::RequestForm);
+    // The unused form may be replaced.
+    a.apply(issued("a2"), T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::Upload { asset_id: "a2".into() });
+}
+
+#[test]
+fn an_upload_never_starts_on_an_expired_form() {
+    let mut a = Asset::new(Limits::default());
+    a.apply(Event::FormIssued { asset_id: "a1".into(), expires_at: T0 }, T0).unwrap();
+    assert!(a.apply(Event::UploadStarted, T0.plus_secs(1)).is_err());
+}
+
+#[test]
+fn fresh_forms_are_bounded() {
+    let limits = Limits { max_fresh_forms: 1, ..Limits::default() };
+    let mut a = Asset::new(limits);
+    for id in ["a1", "a2"] {
+        a.apply(issued(id), T0).unwrap();
+        a.apply(Event::UploadStarted, T0).unwrap();
+        a.apply(http(Step::Upload, 403), T0).unwrap();
+    }
+    assert!(matches!(a.state(), State::Failed { asset_id: Some(id), .. } if id == "a2"));
+}
+
+#[test]
+fn authentication_failure_stops_the_batch_and_keeps_the_state() {
+    let mut a = Asset::new(Limits::default());
+    a.apply(issued("a1"), T0).unwrap();
+    a.apply(Event::UploadStarted, T0).unwrap();
+    a.apply(uploaded(), T0).unwrap();
+    a.apply(http(Step::Register, 401), T0).unwrap();
+    assert!(matches!(a.next_action(T0), Action::StopBatch(_)));
+    assert!(matches!(a.state(), State::Uploaded { .. }));
+    assert_eq!(a.state().report_status(), "pending");
+}
+
+#[test]
+fn once_uploaded_the_asset_id_is_kept_even_if_storage_is_refused() {
+    let mut a = Asset::new(Limits::default());
+    a.apply(issued("a1"), T0).unwrap();
+    a.apply(Event::UploadStarted, T0).unwrap();
+    a.apply(uploaded(), T0).unwrap();
+    a.apply(http(Step::Upload, 403), T0).unwrap();
+    assert!(matches!(a.state(), State::Failed { asset_id: Some(id), .. } if id == "a1"));
+}
+
+#[test]
+fn asset_id_exists_for_our_own_id_counts_as_registered() {
+    let mut a = Asset::new(Limits::default());
+    a.apply(issued("a1"), T0).unwrap();
+    a.apply(Event::UploadStarted, T0).unwrap();
+    a.apply(uploaded(), T0).unwrap();
+    a.apply(Event::Registered { already_existed: true }, T0).unwrap();
+    assert_eq!(a.state().report_status(), "registered");
+}
+
+#[test]
+fn an_unreadable_source_fails_the_asset() {
+    let mut a = Asset::new(Limits::default());
+    a.fail_source(Step::Upload, "no such file: photos/a.jpg");
+    assert!(matches!(a.state(), State::Failed { failure, .. } if failure.message.contains("photos/a.jpg")));
+}
+
+#[test]
+fn resuming_an_interrupted_upload_uploads_again_with_the_same_form() {
+    let s = State::Uploading { asset_id: "a1".into(), expires_at: T0.plus_secs(86_400) };
+    let a = Asset::from_state(s, Limits::default());
+    assert_eq!(a.next_action(T0), Action::Upload { asset_id: "a1".into() });
+}
+
+#[test]
+fn states_round_trip_through_json() {
+    let s = State::Uploaded {
+        asset_id: "a1".into(),
+        size: 3,
+        md5: MD5_ABC.into(),
+        started_at: T0,
+        completed_at: T0,
+    };
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(json.contains("\"state\":\"uploaded\""), "{json}");
+    assert_eq!(serde_json::from_str::<State>(&json).unwrap(), s);
+}
+
+// ---- property: random event sequences never break the invariants ----
+
+fn any_failure() -> impl Strategy<Value = Event> {
+    let step = prop_oneof![Just(Step::RequestForm), Just(Step::Upload), Just(Step::Register)];
+    let kind = prop_oneof![
+        Just(FailureKind::Network),
+        Just(FailureKind::Timeout),
+        Just(FailureKind::FormExpired),
+        Just(FailureKind::Source),
+        Just(FailureKind::SourceChanged),
+        Just(FailureKind::TooLarge),
+        Just(FailureKind::InvalidResponse),
+        prop::sample::select(vec![200u16, 400, 401, 403, 404, 408, 413, 429, 500, 501, 503])
+            .prop_map(|status| FailureKind::Status { status, code: None }),
+    ];
+    (step, kind).prop_map(|(step, kind)| Event::Failed(Failure::new(step, kind, "x")))
+}
+
+fn any_event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        prop::sample::select(vec!["a1", "a2", "a3"]).prop_map(issued),
+        Just(Event::UploadStarted),
+        Just(uploaded()),
+        any::<bool>().prop_map(|already_existed| Event::Registered { already_existed }),
+        Just(Event::BackedOff),
+        any_failure(),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn random_event_sequences_keep_the_invariants(events in prop::collection::vec(any_event(), 0..60)) {
+        let mut a = Asset::new(Limits::default());
+        let mut uploaded_id: Option<String> = None;
+        let mut upload_started_with: Option<String> = None;
+        for event in events {
+            let before = a.clone();
+            let result = a.apply(event.clone(), T0);
+            if result.is_err() {
+                // A refused event changes nothing.
+                prop_assert_eq!(&a, &before);
+                continue;
+            }
+            // A final state stays final.
+            prop_assert!(!before.state().is_final());
+            // The asset id is fixed while an upload runs.
+            if let State::Uploading { asset_id, .. } = before.state() {
+                if let Some(id) = a.state().asset_id() {
+                    if !matches!(a.state(), State::Pending) {
+                        prop_assert_eq!(id, asset_id.as_str());
+                    }
+                }
+            }
+            if let Event::UploadStarted = event {
+                upload_started_with = a.state().asset_id().map(str::to_owned);
+            }
+            if let State::Uploaded { asset_id, .. } = a.state() {
+                // Never uploaded under an id no upload was started with.
+                prop_assert_eq!(Some(asset_id), upload_started_with.as_ref());
+                if let Some(prev) = &uploaded_id {
+                    // Once the bytes are stored under an id, the entry keeps it.
+                    prop_assert_eq!(prev, asset_id);
+                }
+                uploaded_id = Some(asset_id.clone());
+            }
+            if let State::Registered { asset_id, .. } = a.state() {
+                // Never registered without an upload of the same asset id.
+                prop_assert_eq!(Some(asset_id), uploaded_id.as_ref());
+            }
+        }
+    }
+}
