@@ -240,12 +240,10 @@ proptest! {
             // A final state stays final.
             prop_assert!(!before.state().is_final());
             // The asset id is fixed while an upload runs.
-            if let State::Uploading { asset_id, .. } = before.state() {
-                if let Some(id) = a.state().asset_id() {
-                    if !matches!(a.state(), State::Pending) {
-                        prop_assert_eq!(id, asset_id.as_str());
-                    }
-                }
+            if let State::Uploading { asset_id, .. } = before.state()
+                && let Some(id) = a.state().asset_id()
+            {
+                prop_assert_eq!(id, asset_id.as_str());
             }
             if let Event::UploadStarted = event {
                 upload_started_with = a.state().asset_id().map(str::to_owned);
