@@ -1,0 +1,102 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    Manifest::parse(text, Format::Json, Path::new("/data/lib"))
+}
+
+fn parse_lines(text: &str) -> Result<Manifest, ManifestError> {
+    Manifest::parse(text, Format::JsonLines, Path::new("/data/lib"))
+}
+
+#[test]
+fn defaults_come_from_the_path() {
+    let m = parse(r#"{"version":1,"assets":[{"path":"photos/a.jpg"}]}"#).unwrap();
+    assert_eq!(m.root, Path::new("/data/lib"));
+    assert_eq!(m.entries[0].id, "photos/a.jpg");
+    assert_eq!(m.entries[0].filename, "a.jpg");
+}
+
+#[test]
+fn root_and_service_data_are_read() {
+    let m = parse(
+        r#"{"version":1,"root":"media","service_data":{"app":"x"},
+            "assets":[{"path":"a.jpg","id":"A","filename":"b.jpg"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(m.root, Path::new("/data/lib/media"));
+    assert_eq!(m.service_data.unwrap()["app"], "x");
+    assert_eq!((m.entries[0].id.as_str(), m.entries[0].filename.as_str()), ("A", "b.jpg"));
+}
+
+#[test]
+fn bad_json_names_line_and_column() {
+    let err = parse("{\"version\":1,\n\"assets\": [\n{\"path\": \"a\",}\n]}").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("line 3, column"), "{text}");
+}
+
+#[test]
+fn missing_assets_is_named() {
+    let err = parse(r#"{"version":1}"#).unwrap_err().to_string();
+    assert!(err.contains("missing field `assets`"), "{err}");
+}
+
+#[test]
+fn unknown_fields_list_the_known_ones() {
+    let err = parse(r#"{"version":1,"assets":[{"pth":"a"}]}"#).unwrap_err().to_string();
+    assert!(err.contains("unknown field `pth`") && err.contains("`path`"), "{err}");
+}
+
+#[test]
+fn duplicate_ids_name_both_entries() {
+    let err = parse(r#"{"version":1,"assets":[{"path":"a","id":"x"},{"path":"b"},{"path":"c","id":"x"}]}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("assets[2]") && err.contains("assets[0]") && err.contains("\"x\""), "{err}");
+}
+
+#[test]
+fn escaping_paths_are_refused() {
+    for p in ["../etc/passwd", "/etc/passwd", "a/../../b"] {
+        let err = parse(&format!(r#"{{"version":1,"assets":[{{"path":"{p}"}}]}}"#)).unwrap_err().to_string();
+        assert!(err.contains("outside the manifest's root"), "{p}: {err}");
+    }
+}
+
+#[test]
+fn empty_and_unsupported_manifests_are_refused() {
+    assert!(parse(r#"{"version":1,"assets":[]}"#).unwrap_err().to_string().contains("no assets"));
+    assert!(parse(r#"{"version":2,"assets":[{"path":"a"}]}"#).unwrap_err().to_string().contains("version 2"));
+    assert!(parse(r#"{"version":1,"service_data":3,"assets":[{"path":"a"}]}"#).is_err());
+}
+
+#[test]
+fn json_lines_with_and_without_header() {
+    let m =
+        parse_lines("{\"version\":1,\"root\":\"r\"}\n{\"path\":\"a\"}\n\n{\"path\":\"b\",\"id\":\"B\"}\n")
+            .unwrap();
+    assert_eq!(m.root, Path::new("/data/lib/r"));
+    assert_eq!(m.entries.len(), 2);
+    assert_eq!(m.entries[1].position, Position::Entry { index: 1, line: Some(4) });
+    let m = parse_lines("{\"path\":\"a\"}\n").unwrap();
+    assert_eq!(m.root, Path::new("/data/lib"));
+}
+
+#[test]
+fn json_lines_errors_name_the_line() {
+    let err = parse_lines("{\"path\":\"a\"}\n{\"path\":\"b\"\n").unwrap_err().to_string();
+    assert!(err.contains("line 2, column"), "{err}");
+    let err = parse_lines("{\"path\":\"a\"}\n{\"path\":\"a\"}\n").unwrap_err().to_string();
+    assert!(err.contains("line 2") && err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn load_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.json");
+    std::fs::write(&path, "{oops").unwrap();
+    let err = Manifest::load(&path).unwrap_err().to_string();
+    assert!(err.contains("m.json") && err.contains("line 1"), "{err}");
+    let err = Manifest::load(&dir.path().join("nope.json")).unwrap_err().to_string();
+    assert!(err.contains("nope.json"), "{err}");
+}
