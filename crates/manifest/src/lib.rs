@@ -30,5 +30,5 @@ mod manifest;
 mod paths;
 
 pub use error::{ManifestError, Position};
-pub use manifest::{Entry, Format, Manifest};
+pub use manifest::{Entry, Format, Manifest, VERSION};
 pub use paths::{escapes_root, resolve_within};
