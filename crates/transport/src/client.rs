@@ -1,0 +1,512 @@
+//! The client: one shared `reqwest::Client` for the two FileSpin calls and the S3 POST.
+
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::{Response, StatusCode};
+use spinlift_core::Step;
+use tokio::io::AsyncRead;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+
+use crate::api_error::ApiError;
+use crate::clock;
+use crate::config::ClientConfig;
+use crate::error::TransportError;
+use crate::form::UploadForm;
+use crate::multipart::{self, BodyFailure, BodyOutcome, Frame};
+use crate::redact::{scrub, url_without_query};
+use crate::register::{RegisterOutcome, RegisterRequest, UploadReceipt};
+use crate::retry_after::retry_after_ms;
+use crate::s3_error::S3Error;
+use crate::secret::Secret;
+
+/// The most of an error answer's body that is read (and of a success answer that is not a form).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// The most of a `content_storage_url` answer that is read; a form is a few KiB.
+const FORM_BODY_LIMIT: usize = 1024 * 1024;
+/// FileSpin's API key header ("Get Storage Upload URL", developers.filespin.io).
+const API_KEY_HEADER: &str = "X-FileSpin-Api-Key";
+const CONTENT_STORAGE_URL_PATH: &str = "/api/v1/assets/new/content_storage_url";
+const REGISTER_ASSET_PATH: &str = "/api/v1/assets/new/register_asset";
+
+/// A FileSpin client: `Clone` is cheap (one `Arc`), and every clone shares one connection pool and one
+/// limit on concurrent uploads.
+///
+/// The client makes one attempt per call: retries, backoff and fresh forms are the engine's, driven
+/// by core's classification of [`TransportError::to_failure`].
+#[derive(Clone)]
+pub struct FileSpinClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// `api_url` without a trailing slash.
+    api_base: String,
+    api_key: Secret,
+    api_timeout: Duration,
+    stall_timeout: Duration,
+    uploads: Semaphore,
+}
+
+impl std::fmt::Debug for FileSpinClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSpinClient")
+            .field("api_url", &url_without_query(&self.inner.api_base))
+            .field("api_key", &self.inner.api_key)
+            .field("api_timeout", &self.inner.api_timeout)
+            .field("upload_stall_timeout", &self.inner.stall_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileSpinClient {
+    /// A client for the FileSpin at `config.api_url`.
+    pub fn new(config: ClientConfig) -> Result<Self, TransportError> {
+        let config_error = |message: String| TransportError::Config { message };
+        let parsed = url::Url::parse(&config.api_url).map_err(|e| {
+            config_error(format!("api_url {:?} is not a URL: {e}", url_without_query(&config.api_url)))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(config_error(format!(
+                "api_url {:?} is not an http(s) URL",
+                url_without_query(&config.api_url)
+            )));
+        }
+        if parsed.query().is_some() {
+            return Err(config_error("api_url must not have a query".to_owned()));
+        }
+        if config.max_concurrent_uploads == 0 {
+            return Err(config_error("max_concurrent_uploads must be at least 1".to_owned()));
+        }
+        if HeaderValue::from_str(config.api_key.expose()).is_err() {
+            return Err(config_error("the API key contains characters a header cannot carry".to_owned()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .user_agent(config.user_agent.clone())
+            // A redirected POST cannot replay a streamed body, and a pre-signed form is for one URL.
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_keepalive(Duration::from_secs(30))
+            // S3 closes idle connections after about 20 s; a pooled connection older than that would
+            // fail the next upload that picks it.
+            .pool_idle_timeout(Duration::from_secs(15))
+            .build()
+            .map_err(|e| config_error(format!("the HTTP client could not be built: {e}")))?;
+        let api_base = parsed.as_str().trim_end_matches('/').to_owned();
+        Ok(FileSpinClient {
+            inner: Arc::new(Inner {
+                http,
+                api_base,
+                api_key: config.api_key,
+                api_timeout: config.api_timeout,
+                stall_timeout: config.upload_stall_timeout,
+                uploads: Semaphore::new(config.max_concurrent_uploads),
+            }),
+        })
+    }
+
+    /// Step 1: `GET {api_url}/api/v1/assets/new/content_storage_url?filename=…` with
+    /// `X-FileSpin-Api-Key` ("Get Storage Upload URL", developers.filespin.io). FileSpin answers with a
+    /// new `asset_id` and a pre-signed S3 POST form.
+    pub async fn request_form(&self, filename: &str) -> Result<UploadForm, TransportError> {
+        let step = Step::RequestForm;
+        let mut url = self.api_url(CONTENT_STORAGE_URL_PATH, step)?;
+        url.query_pairs_mut().append_pair("filename", filename);
+        let target = self.api_target(CONTENT_STORAGE_URL_PATH);
+        let response = self
+            .inner
+            .http
+            .get(url)
+            .header(API_KEY_HEADER, self.key_header())
+            .header(ACCEPT, "application/json")
+            .timeout(self.inner.api_timeout)
+            .send()
+            .await
+            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+        let received_at = clock::now();
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.api_status_error(step, response).await);
+        }
+        let (body, complete) = read_limited(response, FORM_BODY_LIMIT)
+            .await
+            .whole()
+            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+        if !complete {
+            return Err(TransportError::InvalidResponse {
+                step,
+                message: format!("the answer is larger than {FORM_BODY_LIMIT} bytes"),
+            });
+        }
+        UploadForm::from_answer(&body, received_at).map_err(|message| TransportError::InvalidResponse {
+            step,
+            message: scrub(&message, [self.inner.api_key.expose()]),
+        })
+    }
+
+    /// Step 2: POSTs the file at `path` to storage with `form`: every form field first, in the order
+    /// received, then the file as `file`. The length is announced up front; the file is read once, in
+    /// chunks, its MD5 computed on the way. `on_bytes` is called with the number of file bytes in each
+    /// chunk as the connection takes it.
+    ///
+    /// Fails before sending anything when the form has expired ([`TransportError::FormExpired`]), the
+    /// file cannot be opened ([`TransportError::Source`]) or is larger than the form allows
+    /// ([`TransportError::TooLarge`]). A file whose length changes while it is read fails with
+    /// [`TransportError::SourceChanged`], and the upload is cut off before its end.
+    pub async fn upload_file(
+        &self,
+        form: &UploadForm,
+        path: &Path,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<UploadReceipt, TransportError> {
+        check_expiry(form)?;
+        let source_error =
+            |source| TransportError::Source { step: Step::Upload, path: path.to_owned(), source };
+        let file = tokio::fs::File::open(path).await.map_err(source_error)?;
+        let metadata = file.metadata().await.map_err(source_error)?;
+        if !metadata.is_file() {
+            return Err(source_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        let len = metadata.len();
+        check_size(form, len, path)?;
+        let filename = path.file_name().map_or_else(|| "file".into(), |name| name.to_string_lossy());
+        self.upload(form, file, len, &filename, path, on_bytes).await
+    }
+
+    /// Step 2 from any reader of known length (a remote source, for instance): as
+    /// [`upload_file`](Self::upload_file), with `filename` as the file part's name and in errors. If the
+    /// reader yields fewer or more bytes than `len`, the upload fails with
+    /// [`TransportError::SourceChanged`] and is cut off before its end, so storage does not take it.
+    pub async fn upload_reader<R>(
+        &self,
+        form: &UploadForm,
+        reader: R,
+        len: u64,
+        filename: &str,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<UploadReceipt, TransportError>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+    {
+        check_expiry(form)?;
+        check_size(form, len, Path::new(filename))?;
+        self.upload(form, reader, len, filename, Path::new(filename), on_bytes).await
+    }
+
+    /// Step 3: `POST {api_url}/api/v1/assets/new/register_asset` with the upload's size, MD5 and times.
+    ///
+    /// `ASSET_ID_EXISTS` for our own asset id is [`RegisterOutcome::AlreadyExists`]: the asset is
+    /// registered, by an earlier attempt whose answer was lost.
+    pub async fn register(&self, request: &RegisterRequest) -> Result<RegisterOutcome, TransportError> {
+        let step = Step::Register;
+        let url = self.api_url(REGISTER_ASSET_PATH, step)?;
+        let target = self.api_target(REGISTER_ASSET_PATH);
+        let body = serde_json::to_vec(request).map_err(|e| TransportError::InvalidResponse {
+            step,
+            message: format!("the request could not be encoded: {e}"),
+        })?;
+        let response = self
+            .inner
+            .http
+            .post(url)
+            .header(API_KEY_HEADER, self.key_header())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json")
+            .body(body)
+            .timeout(self.inner.api_timeout)
+            .send()
+            .await
+            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+        if response.status().is_success() {
+            let (body, _) = read_limited(response, ERROR_BODY_LIMIT)
+                .await
+                .whole()
+                .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+            // The docs do not say what a repeat answers: a 2xx whose body carries ASSET_ID_EXISTS is
+            // taken as the repeat it describes.
+            return Ok(match ApiError::parse(&body).code.as_deref() {
+                Some("ASSET_ID_EXISTS") => RegisterOutcome::AlreadyExists,
+                _ => RegisterOutcome::Registered,
+            });
+        }
+        match self.api_status_error(step, response).await {
+            TransportError::Status { status: 400..=499, code: Some(code), .. }
+                if code == "ASSET_ID_EXISTS" =>
+            {
+                Ok(RegisterOutcome::AlreadyExists)
+            }
+            error => Err(error),
+        }
+    }
+
+    fn api_url(&self, path: &str, step: Step) -> Result<url::Url, TransportError> {
+        url::Url::parse(&format!("{}{path}", self.inner.api_base))
+            .map_err(|e| TransportError::InvalidResponse { step, message: format!("bad API URL: {e}") })
+    }
+
+    fn api_target(&self, path: &str) -> String {
+        format!("FileSpin at {}{path}", url_without_query(&self.inner.api_base).trim_end_matches('/'))
+    }
+
+    fn key_header(&self) -> HeaderValue {
+        // Checked in `new`; marked sensitive so that no Debug of the request prints it.
+        let mut value =
+            HeaderValue::from_str(self.inner.api_key.expose()).unwrap_or(HeaderValue::from_static(""));
+        value.set_sensitive(true);
+        value
+    }
+
+    /// A FileSpin error answer as a `Status` error: code and message from the body (at most 64 KiB),
+    /// `Retry-After`, the key scrubbed.
+    async fn api_status_error(&self, step: Step, response: Response) -> TransportError {
+        let status = response.status();
+        let retry_after_ms = retry_after_ms(response.headers(), SystemTime::now());
+        // A body that breaks off still leaves the status: keep what arrived.
+        let body = read_limited(response, ERROR_BODY_LIMIT).await.body;
+        let parsed = ApiError::parse(&body);
+        let message =
+            parsed.message.or_else(|| status.canonical_reason().map(str::to_owned)).unwrap_or_default();
+        TransportError::Status {
+            step,
+            status: status.as_u16(),
+            code: parsed.code,
+            message: scrub(&message, [self.inner.api_key.expose()]),
+            retry_after_ms,
+        }
+    }
+
+    async fn upload<R>(
+        &self,
+        form: &UploadForm,
+        reader: R,
+        len: u64,
+        filename: &str,
+        path: &Path,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<UploadReceipt, TransportError>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+    {
+        let step = Step::Upload;
+        let target = format!("storage at {}", url_without_query(&form.url));
+        let url = url::Url::parse(&form.url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| TransportError::InvalidResponse {
+                step,
+                message: format!("the form's URL {:?} is not an http(s) URL", url_without_query(&form.url)),
+            })?;
+        let _permit =
+            self.inner.uploads.acquire().await.map_err(|_| TransportError::Config {
+                message: "the upload limiter was closed".to_owned(),
+            })?;
+        // Waiting for a slot can take long: the form must still be valid when the first byte goes.
+        check_expiry(form)?;
+
+        let frame = Frame::new(form.fields(), filename, multipart::new_boundary());
+        let content_length = frame.content_length(len);
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        let outcome = Arc::new(BodyOutcome::default());
+        let body = multipart::body_stream(frame.clone(), reader, len, progress_tx, outcome.clone());
+        let request = self
+            .inner
+            .http
+            .post(url)
+            .header(CONTENT_TYPE, frame.content_type())
+            .header(CONTENT_LENGTH, content_length)
+            .body(reqwest::Body::wrap_stream(body));
+
+        let started_at = clock::now();
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            // Error documents are small; a success answer is usually empty (S3's default 204).
+            let body = read_limited(response, ERROR_BODY_LIMIT).await;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        };
+        let mut exchange = pin!(exchange);
+        // The stall watchdog: reqwest's read_timeout is one deadline from the request's start (it is
+        // not reset while the body is being sent), so it cannot bound a large upload by its progress.
+        // Instead every chunk the connection takes pushes the deadline out; after the last chunk the
+        // answer has `upload_stall_timeout` to come.
+        let stall = self.inner.stall_timeout;
+        let watchdog = tokio::time::sleep(stall);
+        let mut watchdog = pin!(watchdog);
+        let result = loop {
+            tokio::select! {
+                biased;
+                result = &mut exchange => break result,
+                Some(bytes) = progress_rx.recv() => {
+                    watchdog.as_mut().reset(Instant::now() + stall);
+                    if bytes > 0 {
+                        on_bytes(bytes);
+                    }
+                }
+                () = &mut watchdog => {
+                    return Err(TransportError::Timeout {
+                        step,
+                        target,
+                        message: format!("no progress for {} s", stall.as_secs_f64()),
+                    });
+                }
+            }
+        };
+        // Progress for chunks taken just before the answer won the race.
+        while let Ok(bytes) = progress_rx.try_recv() {
+            if bytes > 0 {
+                on_bytes(bytes);
+            }
+        }
+        let completed_at = clock::now();
+
+        // A failed source is the root cause of whatever the server or the connection then said.
+        if let Some(failure) = outcome.take_failure() {
+            return Err(source_failure(failure, path, len));
+        }
+        let (status, headers, body) = result.map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+        let scrub_form = |text: &str| scrub(text, form.secret_values());
+        if status.is_success() {
+            // The success must be whole: a 2xx whose body breaks off is not a receipt.
+            let (body, _) = body.whole().map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+            if let Some(error) = S3Error::in_success_body(&body) {
+                return Err(s3_status_error(status, &headers, error, &scrub_form));
+            }
+            let Some(md5) = outcome.md5() else {
+                return Err(TransportError::InvalidResponse {
+                    step,
+                    message: format!("storage answered {status} before the whole file was sent"),
+                });
+            };
+            return Ok(UploadReceipt { size: len, md5, started_at, completed_at });
+        }
+        // S3 may refuse early and close: what body arrived is enough for the code.
+        let body = body.body;
+        let error = S3Error::parse(&body).unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(&body);
+            S3Error { code: None, message: (!text.trim().is_empty()).then(|| text.into_owned()) }
+        });
+        Err(s3_status_error(status, &headers, error, &scrub_form))
+    }
+}
+
+fn s3_status_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    error: S3Error,
+    scrub_form: &dyn Fn(&str) -> String,
+) -> TransportError {
+    let message = error.message.or_else(|| status.canonical_reason().map(str::to_owned)).unwrap_or_default();
+    TransportError::Status {
+        step: Step::Upload,
+        status: status.as_u16(),
+        code: error.code,
+        message: scrub_form(&message),
+        retry_after_ms: retry_after_ms(headers, SystemTime::now()),
+    }
+}
+
+fn source_failure(failure: BodyFailure, path: &Path, len: u64) -> TransportError {
+    let path = PathBuf::from(path);
+    match failure {
+        BodyFailure::Read(source) => TransportError::Source { step: Step::Upload, path, source },
+        BodyFailure::Shorter { read } => {
+            TransportError::SourceChanged { path, expected: len, found: Some(read) }
+        }
+        BodyFailure::Longer => TransportError::SourceChanged { path, expected: len, found: None },
+    }
+}
+
+fn check_expiry(form: &UploadForm) -> Result<(), TransportError> {
+    if form.expires_at <= clock::now() {
+        return Err(TransportError::FormExpired {
+            asset_id: form.asset_id.clone(),
+            expires_at: form.expires_at,
+        });
+    }
+    Ok(())
+}
+
+fn check_size(form: &UploadForm, len: u64, path: &Path) -> Result<(), TransportError> {
+    match form.max_size {
+        Some(max_size) if len > max_size => {
+            Err(TransportError::TooLarge { path: path.to_owned(), size: len, max_size })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// At most `limit` bytes of an answer's body.
+struct Limited {
+    body: Bytes,
+    /// False when the body had more than `limit` bytes.
+    complete: bool,
+    /// The error that broke the body off, if one did; `body` holds what arrived before it.
+    error: Option<reqwest::Error>,
+}
+
+impl Limited {
+    /// The body, or the error that broke it off: for answers whose body matters whole.
+    fn whole(self) -> Result<(Bytes, bool), reqwest::Error> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok((self.body, self.complete)),
+        }
+    }
+}
+
+/// Reads at most `limit` bytes of the body, keeping what arrived if the connection breaks: an error
+/// answer cut short by a reset still has its status and, often, its code.
+async fn read_limited(mut response: Response, limit: usize) -> Limited {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit - body.len();
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    return Limited { body: Bytes::from(body), complete: false, error: None };
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Limited { body: Bytes::from(body), complete: true, error: None },
+            Err(error) => return Limited { body: Bytes::from(body), complete: false, error: Some(error) },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn the_client_and_its_futures_can_cross_threads() {
+        assert_send_sync_clone::<FileSpinClient>();
+        let client = FileSpinClient::new(ClientConfig::new("http://127.0.0.1:1", Secret::new("k"))).unwrap();
+        let form = UploadForm::new("a", "http://127.0.0.1:1/b/", Vec::new(), clock::now());
+        let on_bytes = |_: u64| {};
+        let path = Path::new("x");
+        assert_send(&client.request_form("x"));
+        assert_send(&client.upload_file(&form, path, &on_bytes));
+        assert_send(&client.upload_reader(&form, tokio::io::empty(), 0, "x", &on_bytes));
+        let receipt = UploadReceipt {
+            size: 0,
+            md5: String::new(),
+            started_at: clock::now(),
+            completed_at: clock::now(),
+        };
+        assert_send(&client.register(&RegisterRequest::new("a", &receipt, serde_json::Value::Null)));
+    }
+}

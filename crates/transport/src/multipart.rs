@@ -1,0 +1,395 @@
+//! The S3 POST body: `multipart/form-data` with every form field first and the file last, streamed
+//! from its source in chunks with its MD5 computed on the way, its length announced up front.
+//!
+//! The "Get Storage Upload URL" page (developers.filespin.io) shows the body as `curl -F` would build
+//! it: each of `storage.fields`, then `file=@photo.jpg`. S3 ignores every form field that comes after
+//! the `file` part, so the file must be last.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+use md5::{Digest, Md5};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Bytes read from the source per chunk.
+pub(crate) const CHUNK_SIZE: usize = 256 * 1024;
+
+/// The fixed parts around the file's bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    boundary: String,
+    /// All field parts and the `file` part's headers.
+    head: Bytes,
+    /// The CRLF after the file and the closing boundary.
+    tail: Bytes,
+}
+
+impl Frame {
+    pub(crate) fn new<'a>(
+        fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+        filename: &str,
+        boundary: String,
+    ) -> Frame {
+        let mut head = Vec::new();
+        for (name, value) in fields {
+            head.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+            head.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{}\"\r\n\r\n", escape(name)).as_bytes(),
+            );
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        head.extend_from_slice(
+            format!(
+                "Content-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n",
+                escape(filename)
+            )
+            .as_bytes(),
+        );
+        let tail = format!("\r\n--{boundary}--\r\n");
+        Frame { boundary, head: Bytes::from(head), tail: Bytes::from(tail) }
+    }
+
+    /// The request's `Content-Type`.
+    pub(crate) fn content_type(&self) -> String {
+        format!("multipart/form-data; boundary={}", self.boundary)
+    }
+
+    /// The request's `Content-Length` for a file of `file_len` bytes.
+    pub(crate) fn content_length(&self, file_len: u64) -> u64 {
+        self.head.len() as u64 + file_len + self.tail.len() as u64
+    }
+}
+
+/// Quotes in names the way browsers do for `multipart/form-data` (WHATWG HTML, "multipart/form-data
+/// encoding algorithm"): `"` → `%22`, CR → `%0D`, LF → `%0A`.
+fn escape(name: &str) -> String {
+    name.replace('"', "%22").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// A boundary that will not occur in the content by chance: 128 bits from the clock, a counter and
+/// the process id, hashed.
+pub(crate) fn new_boundary() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = Md5::new();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    hasher.update(nanos.to_le_bytes());
+    hasher.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    hasher.update(std::process::id().to_le_bytes());
+    format!("spinlift-{}", hex::encode(hasher.finalize()))
+}
+
+/// Why the body stream stopped before its end.
+#[derive(Debug)]
+pub(crate) enum BodyFailure {
+    /// Reading the source failed.
+    Read(io::Error),
+    /// The source ended after `read` of the announced bytes.
+    Shorter { read: u64 },
+    /// The source had more bytes than announced.
+    Longer,
+}
+
+/// What the body stream learned, for the request future to pick up once the answer is in.
+#[derive(Debug, Default)]
+pub(crate) struct BodyOutcome {
+    md5: Mutex<Option<String>>,
+    failure: Mutex<Option<BodyFailure>>,
+}
+
+impl BodyOutcome {
+    /// The MD5 (lowercase hex) of the file, once every byte of it has been handed to the connection.
+    pub(crate) fn md5(&self) -> Option<String> {
+        self.md5.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The failure that ended the stream, if one did.
+    pub(crate) fn take_failure(&self) -> Option<BodyFailure> {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    fn fail(&self, failure: BodyFailure) -> io::Error {
+        let error = io::Error::other(match &failure {
+            BodyFailure::Read(e) => format!("reading the source failed: {e}"),
+            BodyFailure::Shorter { read } => format!("the source ended after {read} bytes"),
+            BodyFailure::Longer => "the source is longer than announced".to_owned(),
+        });
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(failure);
+        error
+    }
+}
+
+enum Phase {
+    Head,
+    File,
+    Done,
+}
+
+struct BodyState<R> {
+    phase: Phase,
+    frame: Frame,
+    reader: R,
+    remaining: u64,
+    read: u64,
+    hasher: Md5,
+    progress: UnboundedSender<u64>,
+    outcome: Arc<BodyOutcome>,
+}
+
+impl<R: AsyncRead + Unpin> BodyState<R> {
+    /// Reads the next chunk of the file, hashing it.
+    async fn next_file_chunk(&mut self) -> Result<Bytes, BodyFailure> {
+        let want = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(CHUNK_SIZE);
+        let mut buf = BytesMut::zeroed(want);
+        let mut filled = 0;
+        while filled < want {
+            match self.reader.read(&mut buf[filled..]).await {
+                Ok(0) => return Err(BodyFailure::Shorter { read: self.read + filled as u64 }),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(BodyFailure::Read(e)),
+            }
+        }
+        self.hasher.update(&buf);
+        self.remaining -= want as u64;
+        self.read += want as u64;
+        Ok(buf.freeze())
+    }
+
+    /// After the announced bytes: the source must be at its end.
+    async fn expect_end(&mut self) -> Result<(), BodyFailure> {
+        let mut probe = [0u8; 1];
+        loop {
+            return match self.reader.read(&mut probe).await {
+                Ok(0) => Ok(()),
+                Ok(_) => Err(BodyFailure::Longer),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(BodyFailure::Read(e)),
+            };
+        }
+    }
+}
+
+/// The request body: the frame's head, the `len` bytes of `reader`, the tail.
+///
+/// Each chunk's file-byte count (0 for the head and tail) is sent to `progress` as the connection
+/// takes the chunk. If the source yields fewer or more bytes than `len`, or a read fails, the stream
+/// ends with an error *before* the closing boundary, so storage can never take the truncated or
+/// padded body for a complete one; the reason is left in `outcome`.
+pub(crate) fn body_stream<R>(
+    frame: Frame,
+    reader: R,
+    len: u64,
+    progress: UnboundedSender<u64>,
+    outcome: Arc<BodyOutcome>,
+) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static
+where
+    R: AsyncRead + Send + Unpin + 'static,
+{
+    let state = BodyState {
+        phase: Phase::Head,
+        frame,
+        reader,
+        remaining: len,
+        read: 0,
+        hasher: Md5::new(),
+        progress,
+        outcome,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        let item = match st.phase {
+            Phase::Head => {
+                st.phase = Phase::File;
+                let _ = st.progress.send(0);
+                Ok(st.frame.head.clone())
+            }
+            Phase::File if st.remaining > 0 => match st.next_file_chunk().await {
+                Ok(chunk) => {
+                    let _ = st.progress.send(chunk.len() as u64);
+                    Ok(chunk)
+                }
+                Err(failure) => {
+                    st.phase = Phase::Done;
+                    Err(st.outcome.fail(failure))
+                }
+            },
+            Phase::File => match st.expect_end().await {
+                Ok(()) => {
+                    let md5 = hex::encode(std::mem::take(&mut st.hasher).finalize());
+                    *st.outcome.md5.lock().unwrap_or_else(PoisonError::into_inner) = Some(md5);
+                    st.phase = Phase::Done;
+                    let _ = st.progress.send(0);
+                    Ok(st.frame.tail.clone())
+                }
+                Err(failure) => {
+                    st.phase = Phase::Done;
+                    Err(st.outcome.fail(failure))
+                }
+            },
+            Phase::Done => return None,
+        };
+        Some((item, st))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use rand::RngCore;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    struct Collected {
+        body: Vec<u8>,
+        progress: Vec<u64>,
+        error: Option<io::Error>,
+        outcome: Arc<BodyOutcome>,
+    }
+
+    async fn collect<R: AsyncRead + Send + Unpin + 'static>(frame: Frame, reader: R, len: u64) -> Collected {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let outcome = Arc::new(BodyOutcome::default());
+        let mut stream = Box::pin(body_stream(frame, reader, len, tx, outcome.clone()));
+        let mut body = Vec::new();
+        let mut error = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => body.extend_from_slice(&chunk),
+                Err(e) => {
+                    error = Some(e);
+                    assert!(stream.next().await.is_none(), "the stream ends after an error");
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        let mut progress = Vec::new();
+        while let Some(n) = rx.recv().await {
+            progress.push(n);
+        }
+        Collected { body, progress, error, outcome }
+    }
+
+    fn fields() -> Vec<(String, String)> {
+        vec![
+            ("key".into(), "originals/a1/original/original__x.bin".into()),
+            ("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()),
+            ("policy".into(), "eyJleHBpcmF0aW9uIjog".into()),
+            ("x-amz-signature".into(), "cc47e86f1353".into()),
+            ("acl".into(), "line one\r\nline two".into()),
+        ]
+    }
+
+    fn frame(filename: &str) -> Frame {
+        let fields = fields();
+        Frame::new(fields.iter().map(|(n, v)| (n.as_str(), v.as_str())), filename, new_boundary())
+    }
+
+    /// Parses a body with an independent multipart parser (multer): field names, values, file name.
+    async fn parse(frame: &Frame, body: Vec<u8>) -> Vec<(String, Option<String>, Vec<u8>)> {
+        let boundary = multer::parse_boundary(frame.content_type()).unwrap();
+        let stream = futures::stream::once(async move { Ok::<_, io::Error>(Bytes::from(body)) });
+        let mut multipart = multer::Multipart::new(stream, boundary);
+        let mut parts = Vec::new();
+        while let Some(field) = multipart.next_field().await.unwrap() {
+            let name = field.name().unwrap().to_owned();
+            let filename = field.file_name().map(str::to_owned);
+            parts.push((name, filename, field.bytes().await.unwrap().to_vec()));
+        }
+        parts
+    }
+
+    #[tokio::test]
+    async fn fields_in_order_then_the_file_with_its_md5_and_exact_length() {
+        let mut data = vec![0u8; 3 * CHUNK_SIZE + 12_345];
+        rand::rng().fill_bytes(&mut data);
+        let frame = frame("photo \"1\".bin");
+        let collected = collect(frame.clone(), io::Cursor::new(data.clone()), data.len() as u64).await;
+        assert!(collected.error.is_none());
+        assert_eq!(collected.body.len() as u64, frame.content_length(data.len() as u64));
+        assert_eq!(collected.outcome.md5(), Some(hex::encode(Md5::digest(&data))));
+        // Progress: 0 for the head, each chunk's file bytes, 0 for the tail; file bytes add up.
+        assert_eq!(collected.progress.iter().sum::<u64>(), data.len() as u64);
+        assert_eq!(collected.progress, [0, 262_144, 262_144, 262_144, 12_345, 0]);
+
+        let parts = parse(&frame, collected.body).await;
+        let names: Vec<&str> = parts.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, ["key", "x-amz-algorithm", "policy", "x-amz-signature", "acl", "file"]);
+        for ((name, value), (parsed_name, filename, parsed_value)) in fields().iter().zip(&parts) {
+            assert_eq!(name, parsed_name);
+            assert_eq!(value.as_bytes(), parsed_value.as_slice());
+            assert_eq!(*filename, None);
+        }
+        let (_, filename, file) = parts.last().unwrap();
+        assert_eq!(filename.as_deref(), Some("photo %221%22.bin"));
+        assert!(file == &data, "the file part holds the file's bytes");
+    }
+
+    #[tokio::test]
+    async fn an_empty_file_is_a_part_with_no_bytes() {
+        let frame = frame("empty");
+        let collected = collect(frame.clone(), io::Cursor::new(Vec::new()), 0).await;
+        assert!(collected.error.is_none());
+        assert_eq!(collected.body.len() as u64, frame.content_length(0));
+        assert_eq!(collected.outcome.md5().as_deref(), Some("d41d8cd98f00b204e9800998ecf8427e"));
+        let parts = parse(&frame, collected.body).await;
+        assert_eq!(parts.last().unwrap().0, "file");
+        assert!(parts.last().unwrap().2.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_shorter_source_stops_before_the_closing_boundary() {
+        let frame = frame("short");
+        let collected = collect(frame.clone(), io::Cursor::new(vec![7u8; 1000]), 5000).await;
+        assert!(collected.error.is_some());
+        assert!(matches!(collected.outcome.take_failure(), Some(BodyFailure::Shorter { read: 1000 })));
+        assert_eq!(collected.outcome.md5(), None);
+        assert!(!collected.body.ends_with(&frame.tail), "no closing boundary after a short source");
+    }
+
+    #[tokio::test]
+    async fn a_longer_source_stops_before_the_closing_boundary() {
+        let frame = frame("long");
+        let collected = collect(frame.clone(), io::Cursor::new(vec![7u8; 1001]), 1000).await;
+        assert!(collected.error.is_some());
+        assert!(matches!(collected.outcome.take_failure(), Some(BodyFailure::Longer)));
+        assert_eq!(collected.body.len(), frame.head.len() + 1000);
+        assert_eq!(collected.outcome.md5(), None);
+    }
+
+    #[tokio::test]
+    async fn a_read_error_is_kept() {
+        struct Broken;
+        impl AsyncRead for Broken {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                _: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<io::Result<()>> {
+                std::task::Poll::Ready(Err(io::Error::new(io::ErrorKind::PermissionDenied, "nope")))
+            }
+        }
+        let collected = collect(frame("x"), Broken, 10).await;
+        assert!(collected.error.is_some());
+        match collected.outcome.take_failure() {
+            Some(BodyFailure::Read(e)) => assert_eq!(e.kind(), io::ErrorKind::PermissionDenied),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn boundaries_differ() {
+        let a = new_boundary();
+        let b = new_boundary();
+        assert_ne!(a, b);
+        assert!(a.len() <= 70, "RFC 2046 limits boundaries to 70 characters");
+    }
+}
