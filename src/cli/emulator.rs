@@ -1,0 +1,59 @@
+//! `spinlift emulator`: the local FileSpin, standalone, for trying spinlift or another client.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use spinlift_emulator::{Emulator, EmulatorConfig};
+
+use super::{EXIT_OK, EXIT_STOPPED};
+
+#[derive(Debug, Args)]
+pub(crate) struct EmulatorArgs {
+    /// Address of the FileSpin API.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    api_addr: SocketAddr,
+    /// Address of the S3 POST endpoint.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    s3_addr: SocketAddr,
+    /// The API key clients must send.
+    #[arg(
+        long,
+        env = "SPINLIFT_EMULATOR_API_KEY",
+        hide_env_values = true,
+        default_value = "emulator-api-key"
+    )]
+    api_key: String,
+    /// Where stored objects go (default: a temporary directory, deleted on exit).
+    #[arg(long)]
+    storage_dir: Option<PathBuf>,
+    /// Lifetime of the upload forms, in seconds (FileSpin: 86400).
+    #[arg(long, default_value_t = 86_400, allow_negative_numbers = true)]
+    form_expiry_secs: i64,
+}
+
+pub(crate) async fn emulator(args: EmulatorArgs) -> u8 {
+    let config = EmulatorConfig {
+        api_addr: args.api_addr,
+        s3_addr: args.s3_addr,
+        api_key: args.api_key,
+        storage_dir: args.storage_dir,
+        form_expiry_secs: args.form_expiry_secs,
+        ..EmulatorConfig::default()
+    };
+    let emulator = match Emulator::start(config).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot start the emulator: {e}");
+            return EXIT_STOPPED;
+        }
+    };
+    println!("FILESPIN_API_URL={}", emulator.api_url());
+    println!("S3 POST endpoint: {}", emulator.s3_url());
+    println!("stats: {}/_emulator/stats", emulator.api_url());
+    eprintln!("API key: as given by --api-key / SPINLIFT_EMULATOR_API_KEY (default emulator-api-key)");
+    eprintln!("Ctrl-C to stop");
+    let _ = tokio::signal::ctrl_c().await;
+    emulator.shutdown().await;
+    EXIT_OK
+}

@@ -1,0 +1,94 @@
+//! Argument parsing and the subcommands. Exit codes (the CLI contract): 0 every asset registered;
+//! 1 the run finished but some assets failed for good; 2 the run could not start or was stopped
+//! batch-wide; 130 interrupted by a signal.
+
+mod demo;
+mod emulator;
+mod progress;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code: every asset registered.
+pub(crate) const EXIT_OK: u8 = 0;
+/// Exit code: the run finished, some assets failed for good.
+pub(crate) const EXIT_FAILED_ASSETS: u8 = 1;
+/// Exit code: the run could not start, or stopped batch-wide.
+pub(crate) const EXIT_STOPPED: u8 = 2;
+/// Exit code: interrupted by a signal.
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, Parser)]
+#[command(name = "spinlift", version, about = "Crash-safe bulk uploads into FileSpin")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Upload every entry of a manifest into FileSpin.
+    Run(run::RunArgs),
+    /// Upload a generated sample set into a local FileSpin emulator and verify every byte.
+    Demo(demo::DemoArgs),
+    /// Run the local FileSpin emulator (API + S3 POST endpoint) until Ctrl-C.
+    Emulator(emulator::EmulatorArgs),
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_STOPPED } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_STOPPED);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Demo(args) => demo::demo(args).await,
+            Command::Emulator(args) => emulator::emulator(args).await,
+        }
+    });
+    ExitCode::from(code)
+}
+
+/// Cancels `token` on the first Ctrl-C or SIGTERM.
+pub(crate) fn cancel_on_signal(token: spinlift::CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("\ninterrupted: finishing requests in flight (Ctrl-C again to quit at once)");
+        token.cancel();
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    });
+}

@@ -1,0 +1,22 @@
+//! Progress: what a run tells whoever watches it (the CLI's progress bar, a library user's metrics).
+
+use spinlift_core::Failure;
+
+use crate::report::EntryReport;
+
+/// Receives progress while a run goes on. Every method has a no-op default; implementations must be
+/// cheap, they are called from the upload loop.
+pub trait Observer: Send + Sync {
+    /// `n` more bytes were handed to the network (retried uploads count again).
+    fn bytes_sent(&self, _n: u64) {}
+    /// An attempt failed and will be retried or replaced; the failure says why.
+    fn retrying(&self, _id: &str, _failure: &Failure) {}
+    /// An entry reached its outcome for this run.
+    fn finished(&self, _entry: &EntryReport) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+
+impl Observer for Silent {}

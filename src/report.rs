@@ -1,0 +1,113 @@
+//! The outcome of a run: one line per manifest entry, as the `--report` JSON Lines file holds it.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use spinlift_core::{Failure, State};
+
+/// An entry's outcome, in the report's JSON Lines schema:
+/// `{"id", "path", "status": "registered"|"failed"|"pending", "asset_id", "size", "checksum", "error"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryReport {
+    /// The entry's id.
+    pub id: String,
+    /// The entry's path as written in the manifest.
+    pub path: String,
+    /// `registered`, `failed` or `pending`.
+    pub status: String,
+    /// The FileSpin asset id, once one was issued.
+    pub asset_id: Option<String>,
+    /// Bytes uploaded.
+    pub size: Option<u64>,
+    /// MD5 of the bytes uploaded, lowercase hex.
+    pub checksum: Option<String>,
+    /// Why the entry failed (or what stopped it), without secrets.
+    pub error: Option<String>,
+}
+
+impl EntryReport {
+    /// The report line for an entry in `state`; `note` explains a pending entry (a stopped batch).
+    pub fn from_state(id: &str, path: &str, state: &State, note: Option<&Failure>) -> Self {
+        let (size, checksum) = match state {
+            State::Uploaded { size, md5, .. } | State::Registered { size, md5, .. } => {
+                (Some(*size), Some(md5.clone()))
+            }
+            _ => (None, None),
+        };
+        let error = match state {
+            State::Failed { failure, .. } => Some(failure.to_string()),
+            _ => note.map(|f| format!("not finished: {f}")),
+        };
+        EntryReport {
+            id: id.to_owned(),
+            path: path.to_owned(),
+            status: state.report_status().to_owned(),
+            asset_id: state.asset_id().map(str::to_owned),
+            size,
+            checksum,
+            error,
+        }
+    }
+
+    /// Whether FileSpin registered the entry.
+    pub fn is_registered(&self) -> bool {
+        self.status == "registered"
+    }
+}
+
+/// Why a run ended early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// A batch-wide failure (authentication, account): nothing more can succeed.
+    Batch(Failure),
+    /// The run was cancelled (Ctrl-C, SIGTERM, or the library user).
+    Cancelled,
+}
+
+/// The outcome of a whole run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// One line per manifest entry, in manifest order.
+    pub entries: Vec<EntryReport>,
+    /// Why the run ended early, if it did.
+    pub stopped: Option<StopReason>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl RunReport {
+    /// Entries registered.
+    pub fn registered(&self) -> usize {
+        self.entries.iter().filter(|e| e.is_registered()).count()
+    }
+
+    /// Entries that failed for good.
+    pub fn failed(&self) -> usize {
+        self.entries.iter().filter(|e| e.status == "failed").count()
+    }
+
+    /// Entries not finished (a stopped or cancelled run).
+    pub fn pending(&self) -> usize {
+        self.entries.iter().filter(|e| e.status == "pending").count()
+    }
+
+    /// Bytes of the registered entries.
+    pub fn registered_bytes(&self) -> u64 {
+        self.entries.iter().filter(|e| e.is_registered()).filter_map(|e| e.size).sum()
+    }
+
+    /// Writes the report as JSON Lines to `path` (created or truncated).
+    pub fn write_jsonl(&self, path: &Path) -> std::io::Result<()> {
+        let file = std::fs::File::create(path)?;
+        let mut out = std::io::BufWriter::new(file);
+        for entry in &self.entries {
+            serde_json::to_writer(&mut out, entry)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    }
+}

@@ -1,0 +1,61 @@
+//! What the end-to-end tests share: a local FileSpin running on its own runtime, and the `spinlift`
+//! binary pointed at it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use spinlift_emulator::{Emulator, EmulatorConfig, Registration};
+
+/// A local FileSpin (API + S3 POST endpoint) serving on a runtime of its own, so the tests can drive
+/// the real binary synchronously.
+pub struct LocalFileSpin {
+    pub emulator: Emulator,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl LocalFileSpin {
+    pub fn start() -> Self {
+        Self::with(EmulatorConfig::default())
+    }
+
+    pub fn with(config: EmulatorConfig) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let emulator = runtime.block_on(Emulator::start(config)).expect("emulator starts");
+        LocalFileSpin { emulator, _runtime: runtime }
+    }
+
+    /// `spinlift` with the API URL and key of this FileSpin in its environment.
+    pub fn spinlift(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_spinlift"));
+        cmd.env("FILESPIN_API_URL", self.emulator.api_url())
+            .env("FILESPIN_API_KEY", self.emulator.api_key())
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    pub fn registrations_by_id(&self) -> HashMap<String, Registration> {
+        self.emulator.registrations().into_iter().map(|r| (r.asset_id.clone(), r)).collect()
+    }
+}
+
+/// The report's lines as JSON values.
+pub fn read_report(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("report written")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each report line is JSON"))
+        .collect()
+}
+
+pub fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

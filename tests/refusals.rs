@@ -1,0 +1,99 @@
+//! Runs that must not start, or must stop batch-wide: bad manifests, a wrong key, a refused account.
+
+mod common;
+
+use common::{LocalFileSpin, stderr_of, stdout_of};
+use spinlift::sample::{SampleSet, SampleSpec};
+use spinlift_emulator::EmulatorConfig;
+
+fn run_manifest(filespin: &LocalFileSpin, text: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.jpg"), b"abc").unwrap();
+    std::fs::write(dir.path().join("b.jpg"), b"def").unwrap();
+    let manifest = dir.path().join("manifest.json");
+    std::fs::write(&manifest, text).unwrap();
+    let output = filespin.spinlift().args(["run", "-q"]).arg(&manifest).output().unwrap();
+    (output.status.code(), stderr_of(&output))
+}
+
+#[test]
+fn invalid_manifests_exit_2_and_say_what_and_where() {
+    let filespin = LocalFileSpin::start();
+    let cases = [
+        ("{\"version\": 1,\n \"assets\": [\n  {\"path\": \"a.jpg\",}\n]}", "line 3, column"),
+        ("{\"version\": 1}", "missing field `assets`"),
+        (
+            r#"{"version": 1, "assets": [{"path": "a.jpg", "id": "x"}, {"path": "b.jpg", "id": "x"}]}"#,
+            "duplicate id \"x\"",
+        ),
+        (r#"{"version": 1, "assets": [{"path": "../../etc/passwd"}]}"#, "outside the manifest's root"),
+        (r#"{"version": 1, "assets": [{"path": "/etc/passwd"}]}"#, "outside the manifest's root"),
+    ];
+    for (text, expected) in cases {
+        let (code, stderr) = run_manifest(&filespin, text);
+        assert_eq!(code, Some(2), "{text}: {stderr}");
+        assert!(stderr.contains(expected), "{text}: expected {expected:?} in {stderr}");
+        assert!(stderr.contains("manifest.json"), "names the file: {stderr}");
+    }
+    // Nothing was asked of FileSpin.
+    assert_eq!(filespin.emulator.stats().issued + filespin.emulator.stats().rejected, 0);
+}
+
+#[test]
+fn a_wrong_api_key_stops_at_once_without_printing_the_key() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![100; 300], seed: 3 }).unwrap();
+    let wrong_key = "sk-wrong-3f9a1c77d2";
+
+    let output = filespin
+        .spinlift()
+        .env("FILESPIN_API_KEY", wrong_key)
+        .args(["run", "-q", "--concurrency", "4"])
+        .arg(&set.manifest)
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("API key") && stderr.contains("401"), "{stderr}");
+    assert!(
+        !stderr.contains(wrong_key) && !stdout_of(&output).contains(wrong_key),
+        "the key leaked: {stderr}"
+    );
+    // No new request after the first refusal; only those already in flight.
+    let stats = filespin.emulator.stats();
+    assert!(stats.rejected <= 4 + 2, "{} requests were refused", stats.rejected);
+    assert_eq!(stats.issued, 0);
+}
+
+#[test]
+fn a_disabled_account_stops_the_batch() {
+    let filespin =
+        LocalFileSpin::with(EmulatorConfig { account_disabled: true, ..EmulatorConfig::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![10; 50], seed: 4 }).unwrap();
+    let report = dir.path().join("report.jsonl");
+
+    let output =
+        filespin.spinlift().args(["run", "-q", "--report"]).arg(&report).arg(&set.manifest).output().unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("403"), "{stderr}");
+    // Every entry is reported, none lost: all still pending for the next run.
+    let lines = common::read_report(&report);
+    assert_eq!(lines.len(), 50);
+    assert!(lines.iter().all(|l| l["status"] == "pending"), "{lines:?}");
+}
+
+#[test]
+fn no_api_key_is_a_usage_error() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![1], seed: 5 }).unwrap();
+    let output =
+        filespin.spinlift().env_remove("FILESPIN_API_KEY").args(["run"]).arg(&set.manifest).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("FILESPIN_API_KEY"));
+}

@@ -1,0 +1,81 @@
+//! A user uploads a tree of mixed files with `spinlift run` and checks what landed.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{LocalFileSpin, read_report, stderr_of};
+use spinlift::sample::{SampleSet, SampleSpec};
+
+#[test]
+fn a_batch_of_mixed_files_lands_byte_for_byte_and_is_registered_once_each() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec::mixed(220, 7)).unwrap();
+    assert!(set.files.iter().any(|f| f.size == 0));
+    assert!(set.files.iter().any(|f| f.size > 8 * 1024 * 1024));
+    let report = dir.path().join("report.jsonl");
+
+    let output = filespin
+        .spinlift()
+        .args(["run", "--quiet", "--concurrency", "8", "--report"])
+        .arg(&report)
+        .arg(&set.manifest)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr_of(&output));
+
+    // The report: one `registered` line per entry, in manifest order, with size and MD5.
+    let lines = read_report(&report);
+    assert_eq!(lines.len(), set.files.len());
+    let registrations = filespin.registrations_by_id();
+    for (file, line) in set.files.iter().zip(&lines) {
+        assert_eq!(line["id"], file.id.as_str());
+        assert_eq!(line["path"], file.path.as_str());
+        assert_eq!(line["status"], "registered", "{line}");
+        assert_eq!(line["size"], file.size);
+        assert_eq!(line["checksum"], file.md5.as_str());
+        assert!(line["error"].is_null());
+
+        // What FileSpin recorded, and the bytes in storage.
+        let asset_id = line["asset_id"].as_str().unwrap();
+        let reg = &registrations[asset_id];
+        assert_eq!((reg.size, reg.checksum.as_str()), (file.size, file.md5.as_str()), "{}", file.path);
+        let stored = filespin.emulator.read_object(&reg.key).unwrap();
+        assert!(
+            stored == std::fs::read(set.dir.join(&file.path)).unwrap(),
+            "{} differs in storage",
+            file.path
+        );
+        assert_eq!(reg.service_data["app"], "spinlift-sample");
+    }
+
+    // Exactly one asset per entry: no second form, no second registration.
+    let stats = filespin.emulator.stats();
+    assert_eq!(stats.registered as usize, set.files.len());
+    assert_eq!(stats.issued as usize, set.files.len());
+    let ids: HashSet<_> = lines.iter().map(|l| l["asset_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), set.files.len());
+}
+
+#[test]
+fn a_missing_file_fails_alone_and_the_rest_of_the_batch_goes_on() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![10, 20, 30], seed: 1 }).unwrap();
+    std::fs::remove_file(set.dir.join(&set.files[1].path)).unwrap();
+    let report = dir.path().join("report.jsonl");
+
+    let output =
+        filespin.spinlift().args(["run", "-q", "--report"]).arg(&report).arg(&set.manifest).output().unwrap();
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains(&set.files[1].path), "the failure names the file: {stderr}");
+    let lines = read_report(&report);
+    let statuses: Vec<_> = lines.iter().map(|l| l["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["registered", "failed", "registered"]);
+    assert!(lines[1]["error"].as_str().unwrap().contains("No such file"), "{}", lines[1]);
+    // No asset id was asked for a file that is not there.
+    assert_eq!(filespin.emulator.stats().issued, 2);
+}
