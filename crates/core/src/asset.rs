@@ -13,6 +13,7 @@ pub struct Limits {
     /// Fresh forms one asset may ask for after expired or refused ones.
     pub max_fresh_forms: u32,
     /// A form closer to its expiry than this is not used for a new upload: a fresh one is asked for.
+    /// For forms that live shorter than four times this, a quarter of their lifetime is used instead.
     pub min_form_validity_ms: i64,
 }
 
@@ -225,6 +226,19 @@ pub struct Asset {
     fresh_forms: u32,
     backoff: Option<PendingBackoff>,
     stop: Option<Failure>,
+    /// How long before its expiry the current form is no longer used.
+    form_margin_ms: i64,
+}
+
+/// What a resumed run knows about an entry besides its recorded state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResumeFacts {
+    /// The expiry of the recorded upload form, when the form itself was recorded too.
+    pub form_expires_at: Option<UnixMillis>,
+    /// The source file's size or modification time differs from when it was uploaded.
+    pub source_changed: bool,
+    /// The user asked to try entries that failed for good last time again.
+    pub retry_failed: bool,
 }
 
 impl Asset {
@@ -242,7 +256,45 @@ impl Asset {
             State::Uploading { asset_id, expires_at } => State::FormIssued { asset_id, expires_at },
             other => other,
         };
-        Asset { state, limits, attempts: 0, fresh_forms: 0, backoff: None, stop: None }
+        Asset {
+            state,
+            limits,
+            attempts: 0,
+            fresh_forms: 0,
+            backoff: None,
+            stop: None,
+            form_margin_ms: limits.min_form_validity_ms,
+        }
+    }
+
+    /// An asset resumed from the state a previous run recorded, by the resume rules:
+    ///
+    /// | recorded state | resumed as |
+    /// |---|---|
+    /// | registered | registered: skipped |
+    /// | failed | failed; pending again with `retry_failed` |
+    /// | uploaded, source unchanged | uploaded: register (`ASSET_ID_EXISTS` for our id counts as done) |
+    /// | uploaded, source changed; form issued; uploading | upload again with the same form (same key: S3 overwrites) while it is valid long enough, else pending (a fresh form) |
+    /// | pending | pending |
+    pub fn resume(state: State, facts: ResumeFacts, limits: Limits, now: UnixMillis) -> Self {
+        let usable = |expires_at: Option<UnixMillis>| {
+            expires_at.filter(|e| now.millis_until(*e) >= limits.min_form_validity_ms)
+        };
+        let state = match state {
+            State::Failed { .. } if facts.retry_failed => State::Pending,
+            State::Uploaded { asset_id, .. } if facts.source_changed => match usable(facts.form_expires_at) {
+                Some(expires_at) => State::FormIssued { asset_id, expires_at },
+                None => State::Pending,
+            },
+            State::FormIssued { asset_id, .. } | State::Uploading { asset_id, .. } => {
+                match usable(facts.form_expires_at) {
+                    Some(expires_at) => State::FormIssued { asset_id, expires_at },
+                    None => State::Pending,
+                }
+            }
+            other => other,
+        };
+        Self::from_state(state, limits)
     }
 
     /// The current state.
@@ -266,7 +318,7 @@ impl Asset {
         match &self.state {
             State::Pending => Action::RequestForm,
             State::FormIssued { asset_id, expires_at } => {
-                if now.millis_until(*expires_at) < self.limits.min_form_validity_ms {
+                if now.millis_until(*expires_at) <= self.form_margin_ms {
                     Action::RequestForm
                 } else {
                     Action::Upload { asset_id: asset_id.clone() }
@@ -299,8 +351,22 @@ impl Asset {
                 self.backoff = None;
             }
             (_, event) if self.backoff.is_some() => return Err(reject(&self.state, &event)),
-            // A form nobody uploaded with may be replaced (it expired before it was used).
+            // A form nobody uploaded with may be replaced (it came too close to expiry unused); that
+            // counts as a fresh form, so forms that always arrive nearly expired end the asset.
             (State::Pending | State::FormIssued { .. }, Event::FormIssued { asset_id, expires_at }) => {
+                if matches!(self.state, State::FormIssued { .. }) {
+                    self.fresh_forms += 1;
+                    if self.fresh_forms > self.limits.max_fresh_forms {
+                        let message = format!(
+                            "gave up after {} fresh upload forms: each expired too soon to be used",
+                            self.fresh_forms
+                        );
+                        self.give_up(Failure::new(Step::RequestForm, FailureKind::FormExpired, message));
+                        return Ok(());
+                    }
+                }
+                let lifetime = now.millis_until(expires_at);
+                self.form_margin_ms = self.limits.min_form_validity_ms.min(lifetime / 4);
                 self.state = State::FormIssued { asset_id, expires_at };
                 self.attempts = 0;
             }

@@ -35,6 +35,6 @@ mod asset;
 mod failure;
 mod time;
 
-pub use asset::{Action, Asset, Event, Limits, State, TransitionError};
+pub use asset::{Action, Asset, Event, Limits, ResumeFacts, State, TransitionError};
 pub use failure::{Disposition, Failure, FailureKind, Step, classify};
 pub use time::UnixMillis;

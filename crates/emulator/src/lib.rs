@@ -1,1 +1,300 @@
-//! spinlift-emulator
+//! A local FileSpin: the upload API and an S3 POST endpoint, in-process or standalone.
+//!
+//! spinlift uploads a file into FileSpin in three steps ("Get Storage Upload URL", developers.filespin.io):
+//! ask `content_storage_url` for a signed S3 POST form, POST the file to S3 with that form, then
+//! `register_asset` with its size and MD5. [`Emulator`] serves all three on two loopback ports, so tests,
+//! the demo and benchmarks run without a network or an account.
+//!
+//! It shares no code with the spinlift client on purpose — its own wire types, its own SigV4 signing — so
+//! that a misreading of the API in the client is caught by a test instead of mirrored here. The S3 side is
+//! [s3s](https://docs.rs/s3s) over [s3s-fs](https://docs.rs/s3s-fs), which checks the form's signature,
+//! expiration and conditions the way S3 does.
+//!
+//! # Example
+//!
+//! ```
+//! use spinlift_emulator::{Emulator, EmulatorConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let emulator = Emulator::start(EmulatorConfig::default()).await?;
+//!
+//! // Point a client at it.
+//! let api_url = emulator.api_url(); // "http://127.0.0.1:<port>"
+//! let api_key = emulator.api_key();
+//! # let _ = (api_url, api_key);
+//!
+//! // … upload through `api_url` …
+//!
+//! // Then check what landed.
+//! let stats = emulator.stats();
+//! assert_eq!(stats.rejected, 0);
+//! for registration in emulator.registrations() {
+//!     let bytes = emulator.read_object(&registration.key)?;
+//!     assert_eq!(bytes.len() as u64, registration.size);
+//! }
+//! emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Endpoints
+//!
+//! On [`Emulator::api_url`]:
+//!
+//! | request | answers |
+//! |---|---|
+//! | `GET /api/v1/assets/new/content_storage_url?filename=…[&protocol=POST]` | 200 the form (the docs' example shape) |
+//! | `POST /api/v1/assets/new/register_asset` (JSON) | 200 `{"asset_id": …, "status": "registered"}` |
+//! | `GET /_emulator/stats` (no auth) | 200 [`Stats`] |
+//! | `GET /_emulator/registrations` (no auth) | 200 `[`[`Registration`]`, …]` |
+//! | `GET /_emulator/issued` (no auth) | 200 `[`[`IssuedForm`]`, …]` |
+//!
+//! API errors are JSON `{"error": "<CODE>", "message": "<text>"}` (the docs give codes, not the shape):
+//!
+//! | status | code | when |
+//! |---|---|---|
+//! | 401 | `UNAUTHORIZED` | `X-FileSpin-Api-Key` missing or wrong |
+//! | 403 | `FORBIDDEN` | [`EmulatorConfig::account_disabled`] ("User account is disabled") or [`EmulatorConfig::upload_limit_exceeded`] ("Upload limit exceeded"), on both endpoints |
+//! | 400 | `MISSING_MANDATORY_PARAMETERS` | no or empty `filename`; register without `asset_id`, `size` or `checksum` |
+//! | 400 | `INVALID_REQUEST` | `protocol` other than `POST` (any case); register body not a JSON object, a field of the wrong type, a checksum that is not 32 hex digits |
+//! | 404 | `ASSET_NOT_FOUND` | register an `asset_id` never issued (docs silent) |
+//! | 400 | `ASSET_ID_EXISTS` | register an asset a second time |
+//! | 400 | `OBJECT_NOT_FOUND` | register before anything was uploaded under the asset's key (docs silent) |
+//! | 400 | `SIZE_MISMATCH`, `CHECKSUM_MISMATCH` | the stored object's size or MD5 differ from the request (docs silent) |
+//! | 404, 405 | `NOT_FOUND`, `METHOD_NOT_ALLOWED` | any other path or method |
+//!
+//! On [`Emulator::s3_url`] (path-style, `http://127.0.0.1:<port>/<bucket>/`): multipart POST with every
+//! field of `storage.fields` and the file last, as field `file`. Success is `204 No Content`; refusals are
+//! S3's XML errors from s3s: `403 SignatureDoesNotMatch` (tampered signature), `403 AccessDenied` (expired
+//! form, a field breaking a policy condition such as a key outside the asset's prefix, no form at all, any
+//! request but a POST upload), `400 EntityTooLarge` (a file over [`EmulatorConfig::max_object_size`]).
+//!
+//! Every 4xx/5xx on either port counts in [`Stats::rejected`].
+#![warn(missing_docs)]
+
+mod api;
+mod config;
+mod error;
+mod faults;
+mod keys;
+mod policy;
+mod s3;
+mod server;
+mod signing;
+mod state;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::service::TowerToHyperService;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+
+pub use crate::config::EmulatorConfig;
+pub use crate::error::EmulatorError;
+pub use crate::faults::FaultConfig;
+pub use crate::state::{IssuedForm, Registration, Stats};
+
+use crate::faults::Faults;
+use crate::state::{Counters, Ledger, Shared};
+
+/// The longest form lifetime accepted, either way: a hundred years keeps every date printable.
+const MAX_FORM_LIFETIME_SECS: i64 = 100 * 366 * 24 * 3600;
+
+/// A running local FileSpin: the API and the S3 POST endpoint, each on its own port.
+///
+/// Stop it with [`shutdown`](Self::shutdown); dropping it stops both servers too (and deletes its
+/// temporary store, if it made one).
+pub struct Emulator {
+    shared: Arc<Shared>,
+    api_addr: SocketAddr,
+    servers: Vec<JoinHandle<()>>,
+    /// Deleted on drop, after the servers are stopped.
+    _temp_dir: Option<TempDir>,
+}
+
+impl Emulator {
+    /// Opens both ports and starts serving.
+    ///
+    /// # Errors
+    /// An unusable setting ([`EmulatorError::InvalidConfig`]), a port that cannot be opened
+    /// ([`EmulatorError::Bind`]) or a store directory that cannot be prepared ([`EmulatorError::Storage`]).
+    pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        validate(&config)?;
+        let (storage_root, temp_dir) = open_store(config.storage_dir.as_deref())?;
+        // s3s-fs serves only buckets whose directory exists.
+        let bucket_dir = storage_root.join(&config.bucket);
+        std::fs::create_dir_all(&bucket_dir)
+            .map_err(|source| EmulatorError::Storage { path: bucket_dir, source })?;
+
+        let api_listener = server::bind(config.api_addr).await?;
+        let s3_listener = server::bind(config.s3_addr).await?;
+        let api_addr = local_addr(&api_listener, config.api_addr)?;
+        let s3_addr = local_addr(&s3_listener, config.s3_addr)?;
+
+        let shared = Arc::new(Shared {
+            max_key_len: keys::max_key_len(&config.bucket),
+            s3_url: format!("{}/{}/", base_url(s3_addr), config.bucket),
+            api_key: config.api_key,
+            bucket: config.bucket,
+            region: config.region,
+            access_key_id: config.access_key_id,
+            secret_access_key: config.secret_access_key,
+            form_expiry_secs: config.form_expiry_secs,
+            max_object_size: config.max_object_size,
+            upload_limit_exceeded: config.upload_limit_exceeded,
+            account_disabled: config.account_disabled,
+            storage_root,
+            faults: Faults::new(config.faults),
+            counters: Counters::default(),
+            ledger: Ledger::default(),
+        });
+
+        let s3 = s3::service(&shared)
+            .map_err(|source| EmulatorError::Storage { path: shared.storage_root.clone(), source })?;
+        let api_server =
+            server::spawn(api_listener, TowerToHyperService::new(api::router(Arc::clone(&shared))));
+        let s3_shared = Arc::clone(&shared);
+        let s3_server = server::spawn(
+            s3_listener,
+            service_fn(move |req| s3::handle(Arc::clone(&s3_shared), s3.clone(), req)),
+        );
+        tracing::info!(api = %base_url(api_addr), s3 = %shared.s3_url, "FileSpin emulator started");
+
+        Ok(Emulator { shared, api_addr, servers: vec![api_server, s3_server], _temp_dir: temp_dir })
+    }
+
+    /// The API's base URL, `http://127.0.0.1:<port>` (no trailing slash).
+    pub fn api_url(&self) -> String {
+        base_url(self.api_addr)
+    }
+
+    /// The `storage.url` the forms carry: path-style, `http://127.0.0.1:<port>/<bucket>/`.
+    pub fn s3_url(&self) -> String {
+        self.shared.s3_url.clone()
+    }
+
+    /// The API key clients must send in `X-FileSpin-Api-Key`.
+    pub fn api_key(&self) -> &str {
+        &self.shared.api_key
+    }
+
+    /// The request counters so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Every successful registration, in order.
+    pub fn registrations(&self) -> Vec<Registration> {
+        self.shared.ledger.registrations()
+    }
+
+    /// Every form handed out, in order.
+    pub fn issued(&self) -> Vec<IssuedForm> {
+        self.shared.ledger.issued()
+    }
+
+    /// Where the bytes of the object stored under `key` are on disk (with or without a leading `/`).
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        self.shared.object_path(key)
+    }
+
+    /// The bytes stored under `key`.
+    ///
+    /// # Errors
+    /// `NotFound` if nothing was stored under `key`; any other error reading the file.
+    pub fn read_object(&self, key: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.object_path(key))
+    }
+
+    /// Stops both servers, closing their open connections, and waits until they are gone.
+    pub async fn shutdown(mut self) {
+        let servers = std::mem::take(&mut self.servers);
+        for server in &servers {
+            server.abort();
+        }
+        for server in servers {
+            // Aborted on purpose: the only outcome left is "cancelled".
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        for server in &self.servers {
+            server.abort();
+        }
+    }
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("api_url", &self.api_url())
+            .field("s3_url", &self.shared.s3_url)
+            .field("storage_root", &self.shared.storage_root)
+            .finish_non_exhaustive()
+    }
+}
+
+fn validate(config: &EmulatorConfig) -> Result<(), EmulatorError> {
+    let invalid = |message: String| Err(EmulatorError::InvalidConfig(message));
+    if config.api_key.is_empty() {
+        return invalid("api_key is empty".into());
+    }
+    if !s3s::path::check_bucket_name(&config.bucket) {
+        return invalid(format!("bucket {:?} is not a valid S3 bucket name", config.bucket));
+    }
+    // Both go into the credential scope `<access key id>/<date>/<region>/s3/aws4_request`.
+    for (name, value) in [("access_key_id", &config.access_key_id), ("region", &config.region)] {
+        if value.is_empty() || value.contains('/') {
+            return invalid(format!("{name} {value:?} must be non-empty and free of '/'"));
+        }
+    }
+    if config.secret_access_key.is_empty() {
+        return invalid("secret_access_key is empty".into());
+    }
+    if config.form_expiry_secs.abs() > MAX_FORM_LIFETIME_SECS {
+        return invalid(format!("form_expiry_secs {} is beyond a hundred years", config.form_expiry_secs));
+    }
+    Ok(())
+}
+
+/// The store's root (canonical, as s3s-fs sees it), and the temporary directory holding it if we made one.
+fn open_store(dir: Option<&Path>) -> Result<(PathBuf, Option<TempDir>), EmulatorError> {
+    let (dir, temp_dir) = match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| EmulatorError::Storage { path: dir.to_owned(), source })?;
+            (dir.to_owned(), None)
+        }
+        None => {
+            let temp_dir = tempfile::Builder::new()
+                .prefix("spinlift-emulator-")
+                .tempdir()
+                .map_err(|source| EmulatorError::Storage { path: std::env::temp_dir(), source })?;
+            (temp_dir.path().to_owned(), Some(temp_dir))
+        }
+    };
+    let root = dir.canonicalize().map_err(|source| EmulatorError::Storage { path: dir, source })?;
+    Ok((root, temp_dir))
+}
+
+fn local_addr(listener: &tokio::net::TcpListener, asked: SocketAddr) -> Result<SocketAddr, EmulatorError> {
+    listener.local_addr().map_err(|source| EmulatorError::Bind { addr: asked, source })
+}
+
+/// `http://<addr>`; an unspecified address (`0.0.0.0`, `::`) is reached through loopback.
+fn base_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}

@@ -107,12 +107,12 @@ fn an_expired_form_is_replaced_and_the_file_uploaded_again() {
 fn a_form_close_to_expiry_is_not_used() {
     let limits = Limits::default();
     let mut a = Asset::new(limits);
-    let expires_at = T0.plus_millis(limits.min_form_validity_ms - 1);
-    a.apply(Event::FormIssued { asset_id: "a1".into(), expires_at }, T0).unwrap();
-    assert_eq!(a.next_action(T0), Action::RequestForm);
+    a.apply(Event::FormIssued { asset_id: "a1".into(), expires_at: T0.plus_secs(86_400) }, T0).unwrap();
+    let late = T0.plus_secs(86_400).plus_millis(-limits.min_form_validity_ms);
+    assert_eq!(a.next_action(late), Action::RequestForm);
     // The unused form may be replaced.
-    a.apply(issued("a2"), T0).unwrap();
-    assert_eq!(a.next_action(T0), Action::Upload { asset_id: "a2".into() });
+    a.apply(Event::FormIssued { asset_id: "a2".into(), expires_at: late.plus_secs(86_400) }, late).unwrap();
+    assert_eq!(a.next_action(late), Action::Upload { asset_id: "a2".into() });
 }
 
 #[test]
@@ -263,4 +263,96 @@ proptest! {
             }
         }
     }
+}
+
+// ---- resume rules ----
+
+fn resumed(state: State, facts: ResumeFacts) -> Action {
+    Asset::resume(state, facts, Limits::default(), T0).next_action(T0)
+}
+
+fn valid_form() -> Option<UnixMillis> {
+    Some(T0.plus_secs(3_600))
+}
+
+#[test]
+fn resume_skips_registered_entries() {
+    let s = State::Registered { asset_id: "a1".into(), size: 3, md5: MD5_ABC.into() };
+    assert_eq!(resumed(s, ResumeFacts { source_changed: true, ..Default::default() }), Action::Done);
+}
+
+#[test]
+fn resume_registers_an_uploaded_entry_without_uploading_again() {
+    let s = State::Uploaded {
+        asset_id: "a1".into(),
+        size: 3,
+        md5: MD5_ABC.into(),
+        started_at: T0,
+        completed_at: T0,
+    };
+    assert!(
+        matches!(resumed(s, ResumeFacts::default()), Action::Register { asset_id, .. } if asset_id == "a1")
+    );
+}
+
+#[test]
+fn resume_uploads_a_changed_source_again_under_the_same_id_while_the_form_is_valid() {
+    let s = State::Uploaded {
+        asset_id: "a1".into(),
+        size: 3,
+        md5: MD5_ABC.into(),
+        started_at: T0,
+        completed_at: T0,
+    };
+    let facts = ResumeFacts { source_changed: true, form_expires_at: valid_form(), ..Default::default() };
+    assert_eq!(resumed(s.clone(), facts), Action::Upload { asset_id: "a1".into() });
+    let facts =
+        ResumeFacts { source_changed: true, form_expires_at: Some(T0.plus_secs(10)), ..Default::default() };
+    assert_eq!(resumed(s, facts), Action::RequestForm);
+}
+
+#[test]
+fn resume_of_an_interrupted_upload_reuses_a_valid_form_and_replaces_an_expired_one() {
+    for s in [
+        State::FormIssued { asset_id: "a1".into(), expires_at: T0.plus_secs(3_600) },
+        State::Uploading { asset_id: "a1".into(), expires_at: T0.plus_secs(3_600) },
+    ] {
+        let facts = ResumeFacts { form_expires_at: valid_form(), ..Default::default() };
+        assert_eq!(resumed(s.clone(), facts), Action::Upload { asset_id: "a1".into() });
+        let expired = ResumeFacts { form_expires_at: Some(T0.plus_secs(-1)), ..Default::default() };
+        assert_eq!(resumed(s.clone(), expired), Action::RequestForm);
+        // Without the form itself there is nothing to upload with.
+        assert_eq!(resumed(s, ResumeFacts::default()), Action::RequestForm);
+    }
+}
+
+#[test]
+fn resume_retries_failed_entries_only_when_asked() {
+    let s =
+        State::Failed { asset_id: None, failure: Failure::new(Step::Upload, FailureKind::Source, "gone") };
+    assert_eq!(resumed(s.clone(), ResumeFacts::default()), Action::Done);
+    assert_eq!(resumed(s, ResumeFacts { retry_failed: true, ..Default::default() }), Action::RequestForm);
+}
+
+#[test]
+fn short_lived_forms_are_used_for_most_of_their_life() {
+    let mut a = Asset::new(Limits::default());
+    a.apply(Event::FormIssued { asset_id: "a1".into(), expires_at: T0.plus_secs(4) }, T0).unwrap();
+    assert_eq!(a.next_action(T0.plus_secs(2)), Action::Upload { asset_id: "a1".into() });
+    assert_eq!(a.next_action(T0.plus_millis(3_500)), Action::RequestForm);
+}
+
+#[test]
+fn forms_that_always_arrive_nearly_expired_end_the_asset() {
+    let mut a = Asset::new(Limits::default());
+    for i in 0..10 {
+        if a.state().is_final() {
+            break;
+        }
+        assert_eq!(a.next_action(T0), Action::RequestForm, "round {i}");
+        a.apply(Event::FormIssued { asset_id: format!("a{i}"), expires_at: T0 }, T0).unwrap();
+    }
+    assert!(
+        matches!(a.state(), State::Failed { failure, .. } if failure.message.contains("expired too soon"))
+    );
 }

@@ -1,0 +1,189 @@
+//! The emulator's shared state: its settings, and what it has seen (counters, forms issued, assets
+//! registered).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use crate::faults::Faults;
+
+/// Request counters, as returned by [`Emulator::stats`](crate::Emulator::stats) and `GET /_emulator/stats`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Forms handed out by `content_storage_url`.
+    pub issued: u64,
+    /// Files stored by the S3 POST endpoint.
+    pub uploaded: u64,
+    /// Assets registered by `register_asset`.
+    pub registered: u64,
+    /// Requests refused with a 4xx or 5xx status, on either port.
+    pub rejected: u64,
+}
+
+/// One successful `register_asset`, as the client sent it (checksum in lowercase).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Registration {
+    /// The asset registered.
+    pub asset_id: String,
+    /// The object key its form named (no leading `/`).
+    pub key: String,
+    /// The file name given to `content_storage_url`.
+    pub filename: String,
+    /// The size the client declared (checked against the stored object).
+    pub size: u64,
+    /// The MD5 the client declared, lowercase hex (checked against the stored object).
+    pub checksum: String,
+    /// `upload_time`, as sent.
+    pub upload_time: Option<String>,
+    /// `upload_started_at`, as sent.
+    pub upload_started_at: Option<String>,
+    /// `upload_completed_at`, as sent.
+    pub upload_completed_at: Option<String>,
+    /// `service_data`, as sent (`null` when absent).
+    pub service_data: serde_json::Value,
+}
+
+/// One form handed out by `content_storage_url`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IssuedForm {
+    /// The new asset's id.
+    pub asset_id: String,
+    /// The file name asked for.
+    pub filename: String,
+    /// The object key the form names (no leading `/`).
+    pub key: String,
+}
+
+/// Which counter to bump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counter {
+    Issued,
+    Uploaded,
+    Registered,
+    Rejected,
+}
+
+/// Lock-free request counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    issued: AtomicU64,
+    uploaded: AtomicU64,
+    registered: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(&self, counter: Counter) {
+        let cell = match counter {
+            Counter::Issued => &self.issued,
+            Counter::Uploaded => &self.uploaded,
+            Counter::Registered => &self.registered,
+            Counter::Rejected => &self.rejected,
+        };
+        cell.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            issued: self.issued.load(Ordering::Relaxed),
+            uploaded: self.uploaded.load(Ordering::Relaxed),
+            registered: self.registered.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The asset was registered already.
+#[derive(Debug)]
+pub(crate) struct AlreadyRegistered;
+
+/// Forms issued and assets registered, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    inner: Mutex<LedgerInner>,
+}
+
+#[derive(Debug, Default)]
+struct LedgerInner {
+    issued: Vec<IssuedForm>,
+    /// asset id → index in `issued`
+    issued_by_asset: HashMap<String, usize>,
+    registrations: Vec<Registration>,
+    /// the asset ids in `registrations`
+    registered: HashSet<String>,
+}
+
+impl Ledger {
+    fn lock(&self) -> MutexGuard<'_, LedgerInner> {
+        // Every update below is a single push + insert, so a panic elsewhere cannot leave it half done.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn record_issued(&self, form: IssuedForm) {
+        let mut inner = self.lock();
+        let index = inner.issued.len();
+        inner.issued_by_asset.insert(form.asset_id.clone(), index);
+        inner.issued.push(form);
+    }
+
+    pub(crate) fn issued_form(&self, asset_id: &str) -> Option<IssuedForm> {
+        let inner = self.lock();
+        inner.issued_by_asset.get(asset_id).map(|&i| inner.issued[i].clone())
+    }
+
+    pub(crate) fn is_registered(&self, asset_id: &str) -> bool {
+        self.lock().registered.contains(asset_id)
+    }
+
+    /// Records a registration unless the asset has one already; check and insert are one step.
+    pub(crate) fn record_registration(&self, registration: Registration) -> Result<(), AlreadyRegistered> {
+        let mut inner = self.lock();
+        if !inner.registered.insert(registration.asset_id.clone()) {
+            return Err(AlreadyRegistered);
+        }
+        inner.registrations.push(registration);
+        Ok(())
+    }
+
+    pub(crate) fn issued(&self) -> Vec<IssuedForm> {
+        self.lock().issued.clone()
+    }
+
+    pub(crate) fn registrations(&self) -> Vec<Registration> {
+        self.lock().registrations.clone()
+    }
+}
+
+/// What both servers share: the settings they answer with and the record of what they did.
+///
+/// Not `Debug`: it holds the API key and the secret access key.
+pub(crate) struct Shared {
+    pub(crate) api_key: String,
+    pub(crate) bucket: String,
+    pub(crate) region: String,
+    pub(crate) access_key_id: String,
+    pub(crate) secret_access_key: String,
+    pub(crate) form_expiry_secs: i64,
+    pub(crate) max_object_size: u64,
+    /// The longest object key the store can hold (see `keys::max_key_len`).
+    pub(crate) max_key_len: usize,
+    pub(crate) upload_limit_exceeded: bool,
+    pub(crate) account_disabled: bool,
+    /// The `storage.url` handed out: path-style, `http://host:port/<bucket>/`.
+    pub(crate) s3_url: String,
+    /// The s3s-fs root; objects live at `<root>/<bucket>/<key>`.
+    pub(crate) storage_root: PathBuf,
+    pub(crate) faults: Faults,
+    pub(crate) counters: Counters,
+    pub(crate) ledger: Ledger,
+}
+
+impl Shared {
+    /// Where the bytes of the object stored under `key` are (a leading `/` is ignored).
+    pub(crate) fn object_path(&self, key: &str) -> PathBuf {
+        self.storage_root.join(&self.bucket).join(key.trim_start_matches('/'))
+    }
+}
