@@ -32,3 +32,5 @@ mod paths;
 pub use error::{ManifestError, Position};
 pub use manifest::{Entry, Format, Manifest, VERSION};
 pub use paths::{escapes_root, resolve_within};
+
+pub mod journal;

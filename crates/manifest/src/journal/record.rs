@@ -1,0 +1,148 @@
+//! The lines of a journal: the header that opens it and the records that follow, and how each is
+//! encoded (compact JSON, one line, `\n`-terminated).
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+use spinlift_core::State;
+
+/// The journal format version this code writes and reads.
+pub const VERSION: u32 = 1;
+
+/// The source file as it was when it was hashed or uploaded: a re-run compares it with the file on disk
+/// to notice a file that changed in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SourceStamp {
+    /// The file's length in bytes.
+    pub size: u64,
+    /// The file's modification time, milliseconds since the Unix epoch (negative before it).
+    pub mtime_ms: i64,
+}
+
+impl SourceStamp {
+    /// The stamp of a file from its metadata. A platform without modification times gives `mtime_ms` 0.
+    pub fn of(metadata: &std::fs::Metadata) -> Self {
+        let mtime_ms = match metadata.modified() {
+            Ok(time) => match time.duration_since(std::time::UNIX_EPOCH) {
+                Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+                Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+            },
+            Err(_) => 0,
+        };
+        SourceStamp { size: metadata.len(), mtime_ms }
+    }
+}
+
+/// One line of the journal: one state change of one manifest entry.
+///
+/// `Debug` prints `form` as `<redacted>`: a pre-signed form is a credential.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The manifest entry's id.
+    pub id: String,
+    /// The entry's state after the change.
+    pub state: State,
+    /// The pre-signed upload form while it is needed (`FormIssued`, `Uploading`, `Uploaded`); `None`
+    /// otherwise. A form given with a final state is not written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<serde_json::Value>,
+    /// The source file as it was when it was hashed or uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceStamp>,
+}
+
+impl Record {
+    /// A record of `state` for entry `id`, without form or source stamp.
+    pub fn new(id: impl Into<String>, state: State) -> Self {
+        Record { id: id.into(), state, form: None, source: None }
+    }
+
+    /// The same record carrying `form`.
+    pub fn with_form(self, form: serde_json::Value) -> Self {
+        Record { form: Some(form), ..self }
+    }
+
+    /// The same record carrying `source`.
+    pub fn with_source(self, source: SourceStamp) -> Self {
+        Record { source: Some(source), ..self }
+    }
+
+    /// Drops the form once the state is final: nothing needs it any more, and it holds credentials.
+    pub(crate) fn drop_final_form(&mut self) {
+        if self.state.is_final() {
+            self.form = None;
+        }
+    }
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("form", &self.form.as_ref().map(|_| format_args!("<redacted>")))
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// A record as it is written: borrowed, and without a form once the state is final.
+#[derive(Serialize)]
+struct Line<'a> {
+    id: &'a str,
+    state: &'a State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    form: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<SourceStamp>,
+}
+
+/// The first line of every journal.
+#[derive(Serialize)]
+struct Header<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    version: u32,
+    fingerprint: &'a str,
+    created_at_ms: i64,
+}
+
+/// The value of the header's `type` field.
+pub(crate) const HEADER_TYPE: &str = "header";
+
+/// Appends `record` to `out` as one `\n`-terminated line. On error `out` is left as it was.
+pub(crate) fn encode_record(record: &Record, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let form = if record.state.is_final() { None } else { record.form.as_ref() };
+    let line = Line { id: &record.id, state: &record.state, form, source: record.source };
+    encode(&line, out)
+}
+
+/// Appends the header line to `out`.
+pub(crate) fn encode_header(fingerprint: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let created_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    encode(&Header { kind: HEADER_TYPE, version: VERSION, fingerprint, created_at_ms }, out)
+}
+
+fn encode(value: &impl Serialize, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let start = out.len();
+    match serde_json::to_writer(&mut *out, value) {
+        Ok(()) => {
+            out.push(b'\n');
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// A 64-bit hash of an entry id: the writer counts live entries with these instead of keeping the ids
+/// (a collision only makes compaction a little early or late).
+pub(crate) fn id_hash(id: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
+}

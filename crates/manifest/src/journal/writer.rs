@@ -1,0 +1,243 @@
+//! The one writer of a journal: a dedicated thread that owns the file, commits appends in groups (one
+//! write and at most one fsync per group) and acknowledges each record once its group is durable.
+//!
+//! A thread rather than a tokio task: every step of it blocks (write, fsync, rename), and a thread
+//! parked in `recv` costs nothing between groups, where `spawn_blocking` per group would pay a hand-off
+//! to the blocking pool each time.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::compact::{Chunk, Existing, Staged, snapshot_chunks};
+use super::error::JournalError;
+use super::handle::JournalOptions;
+use super::record::encode_header;
+use super::replay::replay;
+use super::sink::Sink;
+
+/// Answers a caller waiting for its record (or for `close`).
+pub(super) type Ack = oneshot::Sender<Result<(), JournalError>>;
+
+/// What the handles ask of the writer.
+pub(super) enum Command {
+    /// Write this encoded record line; answer `ack` (if any) once it is durable.
+    Append { line: Vec<u8>, id: u64, ack: Option<Ack> },
+    /// Make everything durable, compact if due, stop.
+    Close { ack: Ack },
+}
+
+/// A part of the snapshot `open` streams to the writer; the snapshot is only committed after `End`,
+/// so an `open` that fails or is cancelled half-way leaves the old journal untouched.
+pub(super) enum Part {
+    Chunk(Chunk),
+    End,
+}
+
+/// What the handles and the writer share.
+pub(super) struct Shared {
+    pub(super) path: PathBuf,
+    /// Set once, by the writer, when a write or fsync failed: the first failure, as text.
+    pub(super) stopped: OnceLock<String>,
+}
+
+impl Shared {
+    /// The error for a caller that finds the writer gone.
+    pub(super) fn gone(&self) -> JournalError {
+        match self.stopped.get() {
+            Some(cause) => JournalError::Stopped { path: self.path.clone(), cause: cause.clone() },
+            None => JournalError::Closed,
+        }
+    }
+}
+
+/// How the writer starts.
+pub(super) struct Setup {
+    pub(super) fingerprint: String,
+    pub(super) existing: Existing,
+    pub(super) options: JournalOptions,
+    pub(super) shared: Arc<Shared>,
+}
+
+/// The writer thread's body: write the opening snapshot, report readiness, then serve appends until
+/// closed or until every handle is gone.
+pub(super) fn run<S: Sink>(
+    setup: Setup,
+    parts: mpsc::Receiver<Part>,
+    ready: oneshot::Sender<Result<(), JournalError>>,
+    commands: Receiver<Command>,
+    wrap: impl FnOnce(File) -> S,
+) {
+    let (file, live) = match write_opening(&setup, parts) {
+        Ok(opened) => opened,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let records_in_file = live.len() as u64;
+    let mut writer =
+        Writer { sink: wrap(file), setup, live, records_in_file, unsynced: false, buf: Vec::new() };
+    if ready.send(Ok(())).is_err() {
+        return; // `open` was cancelled: the snapshot stands, nobody will append.
+    }
+    writer.serve(&commands);
+}
+
+/// Writes header + snapshot to a staging file and makes it the journal.
+fn write_opening(
+    setup: &Setup,
+    mut parts: mpsc::Receiver<Part>,
+) -> Result<(File, HashSet<u64>), JournalError> {
+    let mut staged = Staged::begin(&setup.shared.path, setup.existing)?;
+    let mut header = Vec::new();
+    encode_header(&setup.fingerprint, &mut header).map_err(JournalError::Encode)?;
+    staged.write(&header)?;
+    let mut live = HashSet::new();
+    loop {
+        match parts.blocking_recv() {
+            Some(Part::Chunk(chunk)) => {
+                staged.write(&chunk.bytes)?;
+                live.extend(chunk.ids);
+            }
+            Some(Part::End) => break,
+            // `open` failed or was cancelled mid-snapshot: dropping `staged` keeps the old journal.
+            None => return Err(JournalError::Closed),
+        }
+    }
+    Ok((staged.commit()?, live))
+}
+
+struct Writer<S> {
+    sink: S,
+    setup: Setup,
+    /// Hashes of the ids in the file, to tell records from live entries.
+    live: HashSet<u64>,
+    records_in_file: u64,
+    /// Bytes written since the last fsync.
+    unsynced: bool,
+    buf: Vec<u8>,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl<S: Sink> Writer<S> {
+    fn serve(&mut self, commands: &Receiver<Command>) {
+        let max_batch = self.setup.options.max_batch.max(1);
+        let mut group = Vec::with_capacity(max_batch.min(4096));
+        loop {
+            match commands.recv() {
+                Ok(first) => group.push(first),
+                Err(_) => {
+                    // Every handle is gone without `close`: make what was written durable.
+                    if self.unsynced
+                        && let Err(e) = self.sink.sync()
+                    {
+                        self.stop(&e);
+                    }
+                    return;
+                }
+            }
+            // Everything queued while the last group was being written joins this one.
+            while group.len() < max_batch {
+                match commands.try_recv() {
+                    Ok(command) => group.push(command),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            if let Flow::Stop = self.commit(&mut group) {
+                return;
+            }
+        }
+    }
+
+    /// Writes one group, fsyncs once if anyone waits for durability, acknowledges.
+    fn commit(&mut self, group: &mut Vec<Command>) -> Flow {
+        self.buf.clear();
+        let mut acks = Vec::new();
+        let mut close: Option<Ack> = None;
+        for command in group.drain(..) {
+            match command {
+                Command::Append { line, id, ack } if close.is_none() => {
+                    self.buf.extend_from_slice(&line);
+                    self.live.insert(id);
+                    self.records_in_file += 1;
+                    acks.extend(ack);
+                }
+                // Sent by another handle after `close`: refused like any later append.
+                Command::Append { ack, .. } => {
+                    if let Some(ack) = ack {
+                        let _ = ack.send(Err(JournalError::Closed));
+                    }
+                }
+                Command::Close { ack } if close.is_none() => close = Some(ack),
+                Command::Close { ack } => {
+                    let _ = ack.send(Err(JournalError::Closed));
+                }
+            }
+        }
+        let sync = close.is_some() || (self.setup.options.durable && !acks.is_empty());
+        if let Err(e) = self.write_group(sync) {
+            self.stop(&e);
+            for ack in acks.into_iter().chain(close) {
+                let copy = std::io::Error::new(e.kind(), e.to_string());
+                let _ = ack.send(Err(JournalError::io(&self.setup.shared.path, copy)));
+            }
+            return Flow::Stop;
+        }
+        for ack in acks {
+            let _ = ack.send(Ok(()));
+        }
+        match close {
+            Some(ack) => {
+                let _ = ack.send(self.compact_if_due());
+                Flow::Stop
+            }
+            None => Flow::Continue,
+        }
+    }
+
+    fn write_group(&mut self, sync: bool) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.sink.append(&self.buf)?;
+            self.unsynced = true;
+        }
+        if sync && self.unsynced {
+            self.sink.sync()?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Refuses everything from now on: after a failed write the file may end in part of a line, and a
+    /// record written after it would turn that torn tail into damage in the middle.
+    fn stop(&self, cause: &std::io::Error) {
+        let _ = self.setup.shared.stopped.set(cause.to_string());
+    }
+
+    /// Rewrites the journal as a snapshot when it holds more records than the ratio allows.
+    fn compact_if_due(&self) -> Result<(), JournalError> {
+        let live = self.live.len().max(1) as f64;
+        let due = self.records_in_file as f64 > self.setup.options.compact_when_records_exceed * live;
+        if !due {
+            return Ok(());
+        }
+        let path = &self.setup.shared.path;
+        let replayed = replay(path)?.unwrap_or_default();
+        let mut staged = Staged::begin(path, Existing::HeldByUs)?;
+        let mut header = Vec::new();
+        encode_header(&self.setup.fingerprint, &mut header).map_err(JournalError::Encode)?;
+        staged.write(&header)?;
+        for chunk in snapshot_chunks(&replayed) {
+            staged.write(&chunk?.bytes)?;
+        }
+        staged.commit().map(drop)
+    }
+}
