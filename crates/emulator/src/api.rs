@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::middleware;
+use axum::extract::{Query, Request, State};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use md5::{Digest, Md5};
@@ -25,20 +26,30 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-use crate::faults::Endpoint;
+use crate::faults::{Endpoint, Fault, Refusal};
 use crate::keys;
 use crate::policy::{self, FormFields, FormRequest};
+use crate::server::Connection;
 use crate::state::{Counter, IssuedForm, Registration, Shared};
 
 /// The header carrying the API key (docs: `-H "X-FileSpin-Api-Key: YOUR_API_KEY"`).
 pub(crate) const API_KEY_HEADER: &str = "x-filespin-api-key";
 
-/// The API's routes, with every 4xx/5xx answer counted in `stats.rejected`.
+/// The API's routes, with faults injected into the two FileSpin endpoints, and every 4xx/5xx answer that
+/// is not an injected one counted in `stats.rejected`.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let faults = |endpoint| middleware::from_fn_with_state((Arc::clone(&shared), endpoint), inject_faults);
     Router::new()
-        .route("/api/v1/assets/new/content_storage_url", get(content_storage_url))
-        .route("/api/v1/assets/new/register_asset", post(register_asset))
+        .route(
+            "/api/v1/assets/new/content_storage_url",
+            get(content_storage_url).route_layer(faults(Endpoint::ContentStorageUrl)),
+        )
+        .route(
+            "/api/v1/assets/new/register_asset",
+            post(register_asset).route_layer(faults(Endpoint::RegisterAsset)),
+        )
         .route("/_emulator/stats", get(stats))
+        .route("/_emulator/s3_outage", post(s3_outage))
         .route("/_emulator/registrations", get(registrations))
         .route("/_emulator/issued", get(issued))
         .fallback(not_found)
@@ -80,12 +91,99 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Marks an injected answer, so that it is not counted as a refusal.
+#[derive(Debug, Clone, Copy)]
+struct Injected;
+
 async fn count_rejections(State(shared): State<Arc<Shared>>, response: Response) -> Response {
     let status = response.status();
-    if status.is_client_error() || status.is_server_error() {
+    let injected = response.extensions().get::<Injected>().is_some();
+    if (status.is_client_error() || status.is_server_error()) && !injected {
         shared.counters.bump(Counter::Rejected);
     }
     response
+}
+
+/// Carries out what [`Shared::arrive`] decides for a request to one of the FileSpin endpoints: waits out
+/// the latency, then answers an error, drops the connection, or runs the handler (and, for a lost reply,
+/// drops the connection after it). See `faults.rs` for the order of the checks.
+async fn inject_faults(
+    State((shared, endpoint)): State<(Arc<Shared>, Endpoint)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let decision = shared.arrive(endpoint);
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
+    }
+    let connection = request.extensions().get::<Connection>().cloned();
+    match decision.fault {
+        None | Some(Fault::SlowBody(_)) => next.run(request).await,
+        Some(Fault::Refuse(refusal)) => {
+            // Read the body first: an answer sent over an unread body can be lost in the TCP reset that
+            // closing such a connection sends.
+            let _ = axum::body::to_bytes(request.into_body(), usize::MAX).await;
+            let mut response = refusal_response(refusal);
+            response.extensions_mut().insert(Injected);
+            response
+        }
+        Some(Fault::Drop) => close(connection).await,
+        Some(Fault::LostReply) => {
+            let _ = next.run(request).await;
+            close(connection).await
+        }
+    }
+}
+
+/// Closes the request's connection without answering. Without one (a request that did not come through
+/// `server::spawn`) there is nothing to close: a 500 says so.
+async fn close(connection: Option<Connection>) -> Response {
+    match connection {
+        Some(connection) => connection.close().await,
+        None => tracing::warn!("cannot drop a connection the emulator's server did not accept"),
+    }
+    let mut response = ApiError::internal("the connection should have been dropped").into_response();
+    response.extensions_mut().insert(Injected);
+    response
+}
+
+/// An injected error answer, as FileSpin (or the load balancer in front of it) would send it.
+fn refusal_response(refusal: Refusal) -> Response {
+    let too_many = |retry_after_secs: u64| {
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMIT_EXCEEDED",
+            "Rate limit exceeded; retry after the time in Retry-After",
+        )
+        .into_response();
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        response
+    };
+    // What a load balancer answers when the service behind it is down: HTML, not FileSpin's JSON.
+    let html = |status: StatusCode| {
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let body = format!(
+            "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}\
+             </h1></center>\r\n</body>\r\n</html>\r\n",
+            code = status.as_u16()
+        );
+        let mut response = (status, Body::from(body)).into_response();
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        response
+    };
+    match refusal {
+        Refusal::KeyRevoked => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid API key (revoked)")
+                .into_response()
+        }
+        Refusal::RateLimited => too_many(1),
+        Refusal::TooManyRequests { retry_after_secs } => too_many(retry_after_secs),
+        Refusal::ServerError(StatusCode::INTERNAL_SERVER_ERROR) => {
+            ApiError::internal("internal server error (injected fault)").into_response()
+        }
+        Refusal::ServerError(status) => html(status),
+        Refusal::SlowDown => html(StatusCode::SERVICE_UNAVAILABLE),
+    }
 }
 
 /// Checks the API key, then the account's state.
@@ -144,9 +242,6 @@ async fn content_storage_url(
     headers: HeaderMap,
     query: Result<Query<StorageUrlQuery>, QueryRejection>,
 ) -> Result<Json<StorageUrlResponse>, ApiError> {
-    if let Some(fault) = shared.faults.pick(Endpoint::ContentStorageUrl) {
-        match fault {}
-    }
     authorize(&shared, &headers)?;
     let Query(query) = query.map_err(|e| ApiError::invalid(format!("unreadable query string: {e}")))?;
 
@@ -278,9 +373,6 @@ async fn register_asset(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(fault) = shared.faults.pick(Endpoint::RegisterAsset) {
-        match fault {}
-    }
     authorize(&shared, &headers)?;
     let req = RegisterRequest::from_json(&body)?;
 
@@ -372,6 +464,25 @@ fn inspect_object(path: &Path, size: u64) -> io::Result<StoredObject> {
 /// `GET /_emulator/stats` (no auth): the [`Stats`](crate::Stats) as JSON.
 async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     Json(shared.counters.snapshot())
+}
+
+#[derive(Debug, Deserialize)]
+struct OutageQuery {
+    #[serde(rename = "for")]
+    length: String,
+}
+
+/// `POST /_emulator/s3_outage?for=<duration>` (no auth): starts an S3 outage now, as
+/// [`Emulator::set_s3_outage`](crate::Emulator::set_s3_outage) does; `<duration>` as in a fault spec
+/// (`10s`, `1500ms`). Answers 204.
+async fn s3_outage(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<OutageQuery>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(format!("expected ?for=<duration>: {e}")))?;
+    let length = crate::faults::parse_duration(&query.length).map_err(ApiError::invalid)?;
+    shared.faults.set_s3_outage(length);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /_emulator/registrations` (no auth): every [`Registration`], in order.

@@ -49,6 +49,7 @@
 //! | `GET /_emulator/stats` (no auth) | 200 [`Stats`] |
 //! | `GET /_emulator/registrations` (no auth) | 200 `[`[`Registration`]`, …]` |
 //! | `GET /_emulator/issued` (no auth) | 200 `[`[`IssuedForm`]`, …]` |
+//! | `POST /_emulator/s3_outage?for=<duration>` (no auth) | 204; starts an S3 outage ([`Emulator::set_s3_outage`]) |
 //!
 //! API errors are JSON `{"error": "<CODE>", "message": "<text>"}` (the docs give codes, not the shape):
 //!
@@ -70,7 +71,32 @@
 //! form, a field breaking a policy condition such as a key outside the asset's prefix, no form at all, any
 //! request but a POST upload), `400 EntityTooLarge` (a file over [`EmulatorConfig::max_object_size`]).
 //!
-//! Every 4xx/5xx on either port counts in [`Stats::rejected`].
+//! Every 4xx/5xx the emulator answers on either port by its own checks counts in [`Stats::rejected`];
+//! injected faults count apart (below).
+//!
+//! # Faults
+//!
+//! Real networks and APIs fail in known ways, and a client's tests need a server that fails the same
+//! ways. [`EmulatorConfig::faults`] ([`FaultConfig`], from a one-line spec with [`FaultConfig::parse`])
+//! injects them, seeded so that a failure replays:
+//!
+//! | fault | API (`api.*`, or one endpoint) | S3 POST (`s3.*`) |
+//! |---|---|---|
+//! | server error (`5xx`) | 500 `INTERNAL_ERROR` (JSON), 502 or 503 (HTML, as a load balancer) | 500 `InternalError` |
+//! | throttling | `429` `RATE_LIMIT_EXCEEDED` + `Retry-After` | `503` `SlowDown` (`s3.503`); `429` `TooManyRequests` + `Retry-After` |
+//! | `drop` | the connection closes, no answer | the connection closes after half the body, nothing stored |
+//! | `lost_reply` | the form is issued / the asset registered, then the connection closes | the object is stored, then the connection closes |
+//! | `latency` | a fixed or random delay before every answer | the same |
+//! | `slow_body` | — | the body is read slowly, then answered normally |
+//! | rate limit ([`FaultConfig::api_rps`]) | `429` + `Retry-After: 1` over N requests/s (a token bucket) | — |
+//! | revoked key ([`FaultConfig::key_invalid_after`]) | `401` from the (N+1)-th API request on | — |
+//! | outage ([`FaultConfig::s3_outage`], [`Emulator::set_s3_outage`]) | — | `503 SlowDown` to every request for a while |
+//!
+//! A fault never changes what landed, except a lost reply, whose whole point is that the work was done:
+//! errors and drops happen before the real handler runs. Injected answers are counted in
+//! [`Stats::faults_injected`] and [`Stats::rate_limited`], and [`Emulator::request_times`] gives every
+//! request's arrival time, so a test can check the rate a client kept to. The standalone server (`spinlift
+//! emulator`) runs the same code: whatever [`FaultConfig`] it is started with, it injects.
 #![warn(missing_docs)]
 
 mod api;
@@ -88,6 +114,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::service::TowerToHyperService;
@@ -96,11 +123,11 @@ use tokio::task::JoinHandle;
 
 pub use crate::config::EmulatorConfig;
 pub use crate::error::EmulatorError;
-pub use crate::faults::FaultConfig;
+pub use crate::faults::{ApiFaults, Endpoint, FaultConfig, Latency, S3Faults};
 pub use crate::state::{IssuedForm, Registration, Stats};
 
 use crate::faults::Faults;
-use crate::state::{Counters, Ledger, Shared};
+use crate::state::{Counters, Ledger, RequestLog, Shared};
 
 /// The longest form lifetime accepted, either way: a hundred years keeps every date printable.
 const MAX_FORM_LIFETIME_SECS: i64 = 100 * 366 * 24 * 3600;
@@ -136,6 +163,11 @@ impl Emulator {
         let api_addr = local_addr(&api_listener, config.api_addr)?;
         let s3_addr = local_addr(&s3_listener, config.s3_addr)?;
 
+        if !config.faults.is_none() {
+            // Logged so that a failing run can be replayed with the same seed.
+            tracing::info!(faults = %config.faults, "injecting faults");
+        }
+        let started = Instant::now();
         let shared = Arc::new(Shared {
             max_key_len: keys::max_key_len(&config.bucket),
             s3_url: format!("{}/{}/", base_url(s3_addr), config.bucket),
@@ -149,8 +181,9 @@ impl Emulator {
             upload_limit_exceeded: config.upload_limit_exceeded,
             account_disabled: config.account_disabled,
             storage_root,
-            faults: Faults::new(config.faults),
+            faults: Faults::new(config.faults, started),
             counters: Counters::default(),
+            requests: RequestLog::new(started),
             ledger: Ledger::default(),
         });
 
@@ -186,6 +219,26 @@ impl Emulator {
     /// The request counters so far.
     pub fn stats(&self) -> Stats {
         self.shared.counters.snapshot()
+    }
+
+    /// The faults being injected.
+    pub fn faults(&self) -> &FaultConfig {
+        self.shared.faults.config()
+    }
+
+    /// Starts an S3 outage now: for `length`, every request on the S3 port is answered `503 SlowDown`
+    /// (counted in [`Stats::faults_injected`]). Ends any outage under way; `Duration::ZERO` ends it
+    /// without starting another. `POST /_emulator/s3_outage?for=<duration>` does the same over HTTP.
+    pub fn set_s3_outage(&self, length: Duration) {
+        self.shared.faults.set_s3_outage(length);
+    }
+
+    /// When each request to `endpoint` arrived, measured from the emulator's start, in the order recorded
+    /// (which, under concurrency, may differ from arrival order by a few microseconds). Every request
+    /// counts, whatever its answer — faulted, rate-limited or refused — so that a test can compute the
+    /// rate a client sent at over any window.
+    pub fn request_times(&self, endpoint: Endpoint) -> Vec<Duration> {
+        self.shared.requests.times(endpoint)
     }
 
     /// Every successful registration, in order.
@@ -262,6 +315,7 @@ fn validate(config: &EmulatorConfig) -> Result<(), EmulatorError> {
     if config.form_expiry_secs.abs() > MAX_FORM_LIFETIME_SECS {
         return invalid(format!("form_expiry_secs {} is beyond a hundred years", config.form_expiry_secs));
     }
+    config.faults.validate().map_err(|e| EmulatorError::InvalidConfig(format!("faults: {e}")))?;
     Ok(())
 }
 

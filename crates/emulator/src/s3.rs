@@ -10,15 +10,19 @@
 //! - a failed policy condition is answered as real S3 does, `403 AccessDenied`, where s3s says
 //!   `400 InvalidPolicyDocument`;
 //! - only POST Object is allowed: the bucket is private, the form is the client's only right;
-//! - stored uploads and refused requests are counted.
+//! - stored uploads and refused requests are counted;
+//! - faults are injected (see `faults.rs`): error answers in S3's XML, connections dropped in the middle of
+//!   the body, lost replies, bodies read slowly.
 
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::header::{CONTENT_LENGTH, HeaderValue};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::SimpleAuth;
@@ -26,7 +30,8 @@ use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{HttpError, S3Result, s3_error};
 
-use crate::faults::Endpoint;
+use crate::faults::{Endpoint, Fault, Refusal};
+use crate::server::Connection;
 use crate::state::{Counter, Shared};
 
 /// The largest piece of request body handed to s3s (see the module docs).
@@ -74,17 +79,49 @@ impl S3Access for PostObjectOnly {
     }
 }
 
-/// Serves one request on the S3 port.
+/// Serves one request on the S3 port, with whatever fault [`Shared::arrive`] decides for it.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     s3: S3Service,
     req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, HttpError> {
-    if let Some(fault) = shared.faults.pick(Endpoint::S3Post) {
-        match fault {}
+    let decision = shared.arrive(Endpoint::S3Post);
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
     }
+    let connection = req.extensions().get::<Connection>().cloned();
+    match decision.fault {
+        None => serve(&shared, &s3, req, None).await,
+        Some(Fault::SlowBody(pause)) => serve(&shared, &s3, req, Some(pause)).await,
+        Some(Fault::Refuse(refusal)) => {
+            // Read the body first: an answer sent over an unread body can be lost in the TCP reset that
+            // closing such a connection sends.
+            read_body(req.into_body(), u64::MAX).await;
+            Ok(refusal_response(refusal))
+        }
+        Some(Fault::Drop) => {
+            // In the middle of the body: half of what the client announced, at least one piece.
+            let announced = req.body().size_hint().exact().unwrap_or(0);
+            read_body(req.into_body(), (announced / 2).max(1)).await;
+            Ok(close(connection).await)
+        }
+        Some(Fault::LostReply) => {
+            let _ = serve(&shared, &s3, req, None).await;
+            Ok(close(connection).await)
+        }
+    }
+}
+
+/// Hands the request to s3s (its body cut into small pieces, paused between them if `pause` is set), and
+/// counts the outcome.
+async fn serve(
+    shared: &Shared,
+    s3: &S3Service,
+    req: Request<Incoming>,
+    pause: Option<Duration>,
+) -> Result<Response<s3s::Body>, HttpError> {
     let is_post = req.method() == hyper::Method::POST;
-    let req = req.map(|body| s3s::Body::http_body(SmallPieces::new(body)));
+    let req = req.map(|body| s3s::Body::http_body(SmallPieces::new(body).with_pause(pause)));
     match s3.call(req).await {
         Ok(response) => {
             let response = policy_failure_as_access_denied(response);
@@ -103,16 +140,82 @@ pub(crate) async fn handle(
     }
 }
 
-/// A request body handed on in pieces of at most [`MAX_PIECE`] bytes (see the module docs).
+/// Reads and discards at least `at_least` bytes of `body` (or all of it, if shorter); returns how many.
+async fn read_body(mut body: Incoming, at_least: u64) -> u64 {
+    let mut read = 0;
+    while read < at_least {
+        match poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |data| data.len() as u64),
+            Some(Err(_)) | None => break,
+        }
+    }
+    read
+}
+
+/// Closes the request's connection without answering. Without one (a request that did not come through
+/// `server::spawn`) there is nothing to close: a 500 says so.
+async fn close(connection: Option<Connection>) -> Response<s3s::Body> {
+    match connection {
+        Some(connection) => connection.close().await,
+        None => tracing::warn!("cannot drop a connection the emulator's server did not accept"),
+    }
+    xml_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "The connection should have been dropped.")
+}
+
+/// An injected error answer, in S3's XML.
+fn refusal_response(refusal: Refusal) -> Response<s3s::Body> {
+    match refusal {
+        Refusal::SlowDown => {
+            xml_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Reduce your request rate.")
+        }
+        Refusal::TooManyRequests { retry_after_secs } => {
+            let mut response = xml_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Please reduce your request rate.",
+            );
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+        }
+        // The API's own refusals; not decided for S3 requests, answered as S3 would a server fault.
+        Refusal::ServerError(_) | Refusal::KeyRevoked | Refusal::RateLimited => xml_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        ),
+    }
+}
+
+fn xml_error(status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = Response::new(s3s::Body::from(xml));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    response
+}
+
+/// A request body handed on in pieces of at most [`MAX_PIECE`] bytes (see the module docs), optionally
+/// with a pause before each piece after the first (a slow-body fault).
 struct SmallPieces<B> {
     inner: B,
     /// What is left of the last piece read from `inner`.
     rest: Bytes,
+    pause: Option<Duration>,
+    /// The pause under way, before the next piece.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether a piece has been handed on (the first comes without a pause).
+    started: bool,
 }
 
 impl<B> SmallPieces<B> {
     fn new(inner: B) -> Self {
-        Self { inner, rest: Bytes::new() }
+        Self { inner, rest: Bytes::new(), pause: None, sleep: None, started: false }
+    }
+
+    fn with_pause(self, pause: Option<Duration>) -> Self {
+        Self { pause, ..self }
     }
 }
 
@@ -130,6 +233,12 @@ where
         let this = &mut *self;
         loop {
             if !this.rest.is_empty() {
+                if let Some(pause) = this.pause.filter(|_| this.started) {
+                    let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
+                    ready!(sleep.as_mut().poll(cx));
+                    this.sleep = None;
+                }
+                this.started = true;
                 let piece = this.rest.split_to(this.rest.len().min(MAX_PIECE));
                 return Poll::Ready(Some(Ok(Frame::data(piece))));
             }
@@ -195,6 +304,7 @@ mod tests {
     use super::*;
     use crate::faults::{FaultConfig, Faults};
     use crate::policy::{FormRequest, sign_form};
+    use crate::state::RequestLog;
 
     const BOUNDARY: &str = "unit-test-boundary";
 
@@ -227,8 +337,9 @@ mod tests {
             account_disabled: false,
             s3_url: "http://localhost/bucket/".into(),
             storage_root: root.to_owned(),
-            faults: Faults::new(FaultConfig::default()),
+            faults: Faults::new(FaultConfig::default(), std::time::Instant::now()),
             counters: Default::default(),
+            requests: RequestLog::new(std::time::Instant::now()),
             ledger: Default::default(),
         }
     }

@@ -5,13 +5,15 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::faults::Faults;
+use crate::faults::{Decision, Endpoint, Fault, Faults, Refusal};
 
 /// Request counters, as returned by [`Emulator::stats`](crate::Emulator::stats) and `GET /_emulator/stats`.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Stats {
     /// Forms handed out by `content_storage_url`.
     pub issued: u64,
@@ -19,8 +21,19 @@ pub struct Stats {
     pub uploaded: u64,
     /// Assets registered by `register_asset`.
     pub registered: u64,
-    /// Requests refused with a 4xx or 5xx status, on either port.
+    /// Requests refused with a 4xx or 5xx status, on either port, by the emulator's own checks — not
+    /// injected faults (those count in [`faults_injected`](Self::faults_injected)) nor the rate limit
+    /// ([`rate_limited`](Self::rate_limited)).
     pub rejected: u64,
+    /// Requests to `content_storage_url` and `register_asset`, whatever their answer.
+    pub api_requests: u64,
+    /// Requests on the S3 port, whatever their answer.
+    pub s3_requests: u64,
+    /// Requests that met an injected fault: an error answer, a drop, a lost reply, a slow body, an S3
+    /// outage's `503`, a revoked key's `401` (not added latency).
+    pub faults_injected: u64,
+    /// API requests answered `429` for going over [`FaultConfig::api_rps`](crate::FaultConfig::api_rps).
+    pub rate_limited: u64,
 }
 
 /// One successful `register_asset`, as the client sent it (checksum in lowercase).
@@ -64,6 +77,10 @@ pub(crate) enum Counter {
     Uploaded,
     Registered,
     Rejected,
+    ApiRequests,
+    S3Requests,
+    FaultsInjected,
+    RateLimited,
 }
 
 /// Lock-free request counters.
@@ -73,6 +90,10 @@ pub(crate) struct Counters {
     uploaded: AtomicU64,
     registered: AtomicU64,
     rejected: AtomicU64,
+    api_requests: AtomicU64,
+    s3_requests: AtomicU64,
+    faults_injected: AtomicU64,
+    rate_limited: AtomicU64,
 }
 
 impl Counters {
@@ -82,6 +103,10 @@ impl Counters {
             Counter::Uploaded => &self.uploaded,
             Counter::Registered => &self.registered,
             Counter::Rejected => &self.rejected,
+            Counter::ApiRequests => &self.api_requests,
+            Counter::S3Requests => &self.s3_requests,
+            Counter::FaultsInjected => &self.faults_injected,
+            Counter::RateLimited => &self.rate_limited,
         };
         cell.fetch_add(1, Ordering::Relaxed);
     }
@@ -92,8 +117,42 @@ impl Counters {
             uploaded: self.uploaded.load(Ordering::Relaxed),
             registered: self.registered.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
+            api_requests: self.api_requests.load(Ordering::Relaxed),
+            s3_requests: self.s3_requests.load(Ordering::Relaxed),
+            faults_injected: self.faults_injected.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
         }
     }
+}
+
+/// When each request arrived, per endpoint, as microseconds since the emulator started.
+///
+/// Eight bytes a request: a million requests hold 8 MB.
+#[derive(Debug)]
+pub(crate) struct RequestLog {
+    started: Instant,
+    arrivals: [Mutex<Vec<u64>>; 3],
+}
+
+impl RequestLog {
+    pub(crate) fn new(started: Instant) -> Self {
+        Self { started, arrivals: Default::default() }
+    }
+
+    fn record(&self, endpoint: Endpoint) {
+        let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        lock(&self.arrivals[endpoint.index()]).push(micros);
+    }
+
+    /// The arrival times at `endpoint`, since the start, in the order recorded.
+    pub(crate) fn times(&self, endpoint: Endpoint) -> Vec<Duration> {
+        lock(&self.arrivals[endpoint.index()]).iter().map(|&micros| Duration::from_micros(micros)).collect()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here is a single push or read: a panic cannot leave it half done.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The asset was registered already.
@@ -178,6 +237,7 @@ pub(crate) struct Shared {
     pub(crate) storage_root: PathBuf,
     pub(crate) faults: Faults,
     pub(crate) counters: Counters,
+    pub(crate) requests: RequestLog,
     pub(crate) ledger: Ledger,
 }
 
@@ -185,5 +245,18 @@ impl Shared {
     /// Where the bytes of the object stored under `key` are (a leading `/` is ignored).
     pub(crate) fn object_path(&self, key: &str) -> PathBuf {
         self.storage_root.join(&self.bucket).join(key.trim_start_matches('/'))
+    }
+
+    /// Records a request to `endpoint` arriving now, and decides what happens to it.
+    pub(crate) fn arrive(&self, endpoint: Endpoint) -> Decision {
+        self.requests.record(endpoint);
+        self.counters.bump(if endpoint.is_api() { Counter::ApiRequests } else { Counter::S3Requests });
+        let decision = self.faults.pick(endpoint);
+        match decision.fault {
+            None => {}
+            Some(Fault::Refuse(Refusal::RateLimited)) => self.counters.bump(Counter::RateLimited),
+            Some(_) => self.counters.bump(Counter::FaultsInjected),
+        }
+        decision
     }
 }

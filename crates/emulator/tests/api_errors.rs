@@ -72,7 +72,19 @@ async fn a_missing_or_wrong_api_key_is_unauthorized() {
         .unwrap();
     assert_eq!(api_error(register).await, (StatusCode::UNAUTHORIZED, "UNAUTHORIZED".into()));
 
-    assert_eq!(emulator.stats(), Stats { issued: 0, uploaded: 0, registered: 0, rejected: 3 });
+    assert_eq!(
+        emulator.stats(),
+        Stats {
+            issued: 0,
+            uploaded: 0,
+            registered: 0,
+            rejected: 3,
+            api_requests: 3,
+            s3_requests: 0,
+            faults_injected: 0,
+            rate_limited: 0
+        }
+    );
 }
 
 #[tokio::test]
@@ -123,7 +135,19 @@ async fn registration_checks_the_stored_file() {
     assert_eq!(api_error(response).await, (StatusCode::BAD_REQUEST, "SIZE_MISMATCH".into()));
 
     assert!(emulator.registrations().is_empty());
-    assert_eq!(emulator.stats(), Stats { issued: 1, uploaded: 1, registered: 0, rejected: 3 });
+    assert_eq!(
+        emulator.stats(),
+        Stats {
+            issued: 1,
+            uploaded: 1,
+            registered: 0,
+            rejected: 3,
+            api_requests: 4,
+            s3_requests: 1,
+            faults_injected: 0,
+            rate_limited: 0
+        }
+    );
 
     // Uppercase hex is the same digest.
     let response = register(&emulator, &registration(&form.asset_id, file.len(), &md5.to_uppercase())).await;
@@ -184,7 +208,19 @@ async fn a_spent_upload_limit_is_forbidden() {
     let response =
         register(&emulator, &registration("0123456789abcdef0123456789abcdef", 0, &md5_hex(b""))).await;
     assert_eq!(api_error(response).await, (StatusCode::FORBIDDEN, "FORBIDDEN".into()));
-    assert_eq!(emulator.stats(), Stats { issued: 0, uploaded: 0, registered: 0, rejected: 2 });
+    assert_eq!(
+        emulator.stats(),
+        Stats {
+            issued: 0,
+            uploaded: 0,
+            registered: 0,
+            rejected: 2,
+            api_requests: 2,
+            s3_requests: 0,
+            faults_injected: 0,
+            rate_limited: 0
+        }
+    );
 }
 
 #[tokio::test]

@@ -107,7 +107,19 @@ async fn the_bucket_cannot_be_read_back() {
     let response = reqwest::get(format!("{}{}", emulator.s3_url(), form.key())).await.unwrap();
 
     assert_eq!(s3_error(response).await, (StatusCode::FORBIDDEN, "AccessDenied".to_owned()));
-    assert_eq!(emulator.stats(), Stats { issued: 1, uploaded: 1, registered: 0, rejected: 1 });
+    assert_eq!(
+        emulator.stats(),
+        Stats {
+            issued: 1,
+            uploaded: 1,
+            registered: 0,
+            rejected: 1,
+            api_requests: 1,
+            s3_requests: 2,
+            faults_injected: 0,
+            rate_limited: 0
+        }
+    );
 }
 
 /// S3 answers before it has read a refused upload; the client still gets to read that answer.

@@ -33,7 +33,19 @@ async fn a_random_binary_file_of_several_mib_goes_through_all_three_steps() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["asset_id"], form.asset_id.as_str());
 
-    assert_eq!(emulator.stats(), Stats { issued: 1, uploaded: 1, registered: 1, rejected: 0 });
+    assert_eq!(
+        emulator.stats(),
+        Stats {
+            issued: 1,
+            uploaded: 1,
+            registered: 1,
+            rejected: 0,
+            api_requests: 2,
+            s3_requests: 1,
+            faults_injected: 0,
+            rate_limited: 0
+        }
+    );
     let registrations = emulator.registrations();
     assert_eq!(registrations.len(), 1);
     let registered = &registrations[0];
@@ -122,7 +134,19 @@ async fn a_separate_process_can_see_what_landed_over_http() {
         .await
         .unwrap();
     assert_eq!(stats, emulator.stats());
-    assert_eq!(stats, Stats { issued: 1, uploaded: 1, registered: 1, rejected: 0 });
+    assert_eq!(
+        stats,
+        Stats {
+            issued: 1,
+            uploaded: 1,
+            registered: 1,
+            rejected: 0,
+            api_requests: 2,
+            s3_requests: 1,
+            faults_injected: 0,
+            rate_limited: 0
+        }
+    );
 
     let registrations: Vec<spinlift_emulator::Registration> = client
         .get(format!("{}/_emulator/registrations", emulator.api_url()))

@@ -1,5 +1,6 @@
 //! The client: one shared `reqwest::Client` for the two FileSpin calls and the S3 POST.
 
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::Arc;
@@ -18,12 +19,14 @@ use crate::clock;
 use crate::config::ClientConfig;
 use crate::error::TransportError;
 use crate::form::UploadForm;
-use crate::multipart::{self, BodyFailure, BodyOutcome, Frame};
+use crate::limit::RateLimit;
+use crate::multipart::{self, BodyFailure, BodyOutcome, CHUNK_SIZE, Frame, Pacing, Progress};
 use crate::redact::{scrub, url_without_query};
 use crate::register::{RegisterOutcome, RegisterRequest, UploadReceipt};
 use crate::retry_after::retry_after_ms;
 use crate::s3_error::S3Error;
 use crate::secret::Secret;
+use crate::stats::TransportStats;
 
 /// The most of an error answer's body that is read (and of a success answer that is not a form).
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -34,8 +37,8 @@ const API_KEY_HEADER: &str = "X-FileSpin-Api-Key";
 const CONTENT_STORAGE_URL_PATH: &str = "/api/v1/assets/new/content_storage_url";
 const REGISTER_ASSET_PATH: &str = "/api/v1/assets/new/register_asset";
 
-/// A FileSpin client: `Clone` is cheap (one `Arc`), and every clone shares one connection pool and one
-/// limit on concurrent uploads.
+/// A FileSpin client: `Clone` is cheap (one `Arc`), and every clone shares one connection pool, the
+/// limits (concurrent uploads, requests per second, bandwidth) and the [`stats`](Self::stats).
 ///
 /// The client makes one attempt per call: retries, backoff and fresh forms are the engine's, driven
 /// by core's classification of [`TransportError::to_failure`].
@@ -52,6 +55,12 @@ struct Inner {
     api_timeout: Duration,
     stall_timeout: Duration,
     uploads: Semaphore,
+    /// FileSpin API requests per second, both calls together.
+    api_rate: Option<RateLimit>,
+    /// S3 POSTs per second.
+    s3_rate: Option<RateLimit>,
+    /// The upload bodies' bandwidth limit and the byte counter, shared with every body stream.
+    pacing: Pacing,
 }
 
 impl std::fmt::Debug for FileSpinClient {
@@ -61,6 +70,9 @@ impl std::fmt::Debug for FileSpinClient {
             .field("api_key", &self.inner.api_key)
             .field("api_timeout", &self.inner.api_timeout)
             .field("upload_stall_timeout", &self.inner.stall_timeout)
+            .field("api_rps", &self.inner.api_rate)
+            .field("s3_rps", &self.inner.s3_rate)
+            .field("bandwidth", &self.inner.pacing.bandwidth)
             .finish_non_exhaustive()
     }
 }
@@ -107,8 +119,19 @@ impl FileSpinClient {
                 api_timeout: config.api_timeout,
                 stall_timeout: config.upload_stall_timeout,
                 uploads: Semaphore::new(config.max_concurrent_uploads),
+                api_rate: config.api_rps.map(RateLimit::requests_per_second),
+                s3_rate: config.s3_rps.map(RateLimit::requests_per_second),
+                pacing: Pacing {
+                    bandwidth: config.bandwidth.map(|rate| Arc::new(bandwidth_limit(rate))),
+                    counters: Arc::default(),
+                },
             }),
         })
+    }
+
+    /// What this client and its clones have sent so far: every attempt counts.
+    pub fn stats(&self) -> TransportStats {
+        self.inner.pacing.counters.snapshot()
     }
 
     /// Step 1: `GET {api_url}/api/v1/assets/new/content_storage_url?filename=…` with
@@ -119,6 +142,7 @@ impl FileSpinClient {
         let mut url = self.api_url(CONTENT_STORAGE_URL_PATH, step)?;
         url.query_pairs_mut().append_pair("filename", filename);
         let target = self.api_target(CONTENT_STORAGE_URL_PATH);
+        self.before_api_request().await;
         let response = self
             .inner
             .http
@@ -214,6 +238,7 @@ impl FileSpinClient {
             step,
             message: format!("the request could not be encoded: {e}"),
         })?;
+        self.before_api_request().await;
         let response = self
             .inner
             .http
@@ -246,6 +271,14 @@ impl FileSpinClient {
             }
             error => Err(error),
         }
+    }
+
+    /// Every API request, each attempt anew: waits for the API rate limit, then counts itself.
+    async fn before_api_request(&self) {
+        if let Some(rate) = &self.inner.api_rate {
+            rate.acquire(1).await;
+        }
+        self.inner.pacing.counters.api_request();
     }
 
     fn api_url(&self, path: &str, step: Step) -> Result<url::Url, TransportError> {
@@ -309,6 +342,11 @@ impl FileSpinClient {
             self.inner.uploads.acquire().await.map_err(|_| TransportError::Config {
                 message: "the upload limiter was closed".to_owned(),
             })?;
+        // The limits in their documented order: an upload slot, then the S3 request rate; the
+        // bandwidth limit is taken chunk by chunk inside the body.
+        if let Some(rate) = &self.inner.s3_rate {
+            rate.acquire(1).await;
+        }
         // Waiting for a slot can take long: the form must still be valid when the first byte goes.
         check_expiry(form)?;
 
@@ -316,7 +354,14 @@ impl FileSpinClient {
         let content_length = frame.content_length(len);
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
         let outcome = Arc::new(BodyOutcome::default());
-        let body = multipart::body_stream(frame.clone(), reader, len, progress_tx, outcome.clone());
+        let body = multipart::body_stream(
+            frame.clone(),
+            reader,
+            len,
+            progress_tx,
+            outcome.clone(),
+            self.inner.pacing.clone(),
+        );
         let request = self
             .inner
             .http
@@ -326,6 +371,7 @@ impl FileSpinClient {
             .body(reqwest::Body::wrap_stream(body));
 
         let started_at = clock::now();
+        self.inner.pacing.counters.s3_request();
         let exchange = async {
             let response = request.send().await?;
             let status = response.status();
@@ -338,21 +384,28 @@ impl FileSpinClient {
         // The stall watchdog: reqwest's read_timeout is one deadline from the request's start (it is
         // not reset while the body is being sent), so it cannot bound a large upload by its progress.
         // Instead every chunk the connection takes pushes the deadline out; after the last chunk the
-        // answer has `upload_stall_timeout` to come.
+        // answer has `upload_stall_timeout` to come. While the body waits for the bandwidth limit the
+        // watchdog is off: that wait is ours (and with many uploads sharing a low limit, it can be
+        // longer than the stall timeout), and the connection asked for the chunk that waits.
         let stall = self.inner.stall_timeout;
         let watchdog = tokio::time::sleep(stall);
         let mut watchdog = pin!(watchdog);
+        let mut throttled = false;
         let result = loop {
             tokio::select! {
                 biased;
                 result = &mut exchange => break result,
-                Some(bytes) = progress_rx.recv() => {
-                    watchdog.as_mut().reset(Instant::now() + stall);
-                    if bytes > 0 {
-                        on_bytes(bytes);
+                Some(progress) = progress_rx.recv() => match progress {
+                    Progress::Throttled => throttled = true,
+                    Progress::Sent { file_bytes } => {
+                        throttled = false;
+                        watchdog.as_mut().reset(Instant::now() + stall);
+                        if file_bytes > 0 {
+                            on_bytes(file_bytes);
+                        }
                     }
-                }
-                () = &mut watchdog => {
+                },
+                () = &mut watchdog, if !throttled => {
                     return Err(TransportError::Timeout {
                         step,
                         target,
@@ -362,9 +415,9 @@ impl FileSpinClient {
             }
         };
         // Progress for chunks taken just before the answer won the race.
-        while let Ok(bytes) = progress_rx.try_recv() {
-            if bytes > 0 {
-                on_bytes(bytes);
+        while let Ok(progress) = progress_rx.try_recv() {
+            if let Progress::Sent { file_bytes: file_bytes @ 1.. } = progress {
+                on_bytes(file_bytes);
             }
         }
         let completed_at = clock::now();
@@ -397,6 +450,20 @@ impl FileSpinClient {
         });
         Err(s3_status_error(status, &headers, error, &scrub_form))
     }
+}
+
+/// The bandwidth limit: `bytes_per_second`, with a burst of the larger of one chunk and a tenth of a
+/// second's bytes.
+///
+/// At least one chunk, so that a chunk can go at all (the head and tail of the body are smaller;
+/// anything larger would be split). At least 100 ms' worth, because tokio's timer ticks in whole
+/// milliseconds: every wait may end up to 1 ms late, and with a burst of only one 256 KiB chunk a
+/// limit of 1 GB/s (a chunk per 0.26 ms) would run at a quarter of its rate. No larger, so that
+/// after a pause no more than that goes at line speed: over any span of `t` seconds the bodies carry
+/// at most `bytes_per_second × t + burst` bytes.
+fn bandwidth_limit(bytes_per_second: NonZeroU64) -> RateLimit {
+    let burst = (CHUNK_SIZE as u64).max(bytes_per_second.get() / 10);
+    RateLimit::bytes_per_second(bytes_per_second, NonZeroU64::new(burst).unwrap_or(NonZeroU64::MIN))
 }
 
 fn s3_status_error(

@@ -12,12 +12,49 @@
 //!    with a [`RegisterRequest`] built from the receipt.
 //!
 //! One shared `reqwest` client (rustls, pooled connections) serves all three, with a connect timeout,
-//! a whole-request timeout on the API calls, a stall watchdog on uploads and a limit on concurrent
-//! uploads ([`ClientConfig`]). Each call is one attempt: a failure comes back as a [`TransportError`]
+//! a whole-request timeout on the API calls, a stall watchdog on uploads and the limits below
+//! ([`ClientConfig`]). Each call is one attempt: a failure comes back as a [`TransportError`]
 //! that names its step and what the server said, and never a credential. Its
 //! [`to_failure`](TransportError::to_failure) is what `spinlift_core::classify` sorts into retry,
 //! fresh form, fail or stop; the engine drives the retries. This crate knows nothing of manifests or
 //! journals.
+//!
+//! # Limits
+//!
+//! Every limit belongs to the client and is shared by its clones, so one limit holds across all the
+//! engine's assets in flight. Each is a wrapper around the request it governs, taken in this order:
+//!
+//! | call | limits, in order |
+//! |---|---|
+//! | [`request_form`](FileSpinClient::request_form), [`register`](FileSpinClient::register) | API requests per second ([`api_rps`](ClientConfig::api_rps), default 30, both calls together) |
+//! | [`upload_file`](FileSpinClient::upload_file), [`upload_reader`](FileSpinClient::upload_reader) | 1. an upload slot ([`max_concurrent_uploads`](ClientConfig::max_concurrent_uploads), default 16), held to the answer; 2. S3 POSTs per second ([`s3_rps`](ClientConfig::s3_rps), default off); 3. bytes per second ([`bandwidth`](ClientConfig::bandwidth), default off), before each chunk of the body is handed to the connection |
+//!
+//! A limit is taken when a call is made, inside the call: a retry is the engine calling again, so it
+//! takes every permit again and no retry can skip a limit. The form's expiry is checked after the
+//! slot and the S3 rate have been waited for. Waiting for bandwidth does not count as a stall.
+//!
+//! - **Requests per second** are `governor` GCRA quotas with a burst of one: requests are spaced at
+//!   least `1/rps` apart. FileSpin documents 30 requests/s for most APIs, answered with 429 beyond
+//!   (developers.filespin.io, "Rate limits"), and does not say whether it counts in a sliding or a
+//!   fixed 1-second window. A burst of `rps` would be allowed by a sliding window but could put up to
+//!   `2 × rps` requests into one fixed window (a burst at its end after a quiet second, the refill in
+//!   the next instants); with a burst of one no 1-second window holds more than `rps` requests as they
+//!   leave. Tokio's timer ticks in milliseconds, so each wait may end up to 1 ms late: at 30/s the
+//!   client runs at about 29.5/s, the price of never going over. A 429 is retried (core's
+//!   `classify`), through this limit again. Invalid requests have a stricter limit that FileSpin does
+//!   not reset automatically; core fails an asset on an invalid request (a 4xx) instead of retrying
+//!   it, so retries do not run into that one.
+//! - **Bandwidth** is a quota sized in bytes over every upload body together, the multipart framing
+//!   included. Before a chunk (at most 256 KiB) goes, the body stream waits until the quota has room
+//!   for all of its bytes. The burst — what may go at line speed after a pause — is the larger of one
+//!   chunk and 100 ms' worth of bytes, so over any `t` seconds the bodies carry at most
+//!   `bandwidth × t + burst` bytes. Waiters are served first come, first served, so concurrent uploads
+//!   take turns chunk by chunk.
+//!
+//! The limiters read tokio's clock and sleep on tokio's timer (not `governor`'s `until_ready`, which
+//! uses a timer thread of its own), so tests drive them exactly with paused time.
+//! [`FileSpinClient::stats`] counts what was sent: API requests, S3 POSTs and body bytes, retries
+//! included.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -49,16 +86,19 @@ mod clock;
 mod config;
 mod error;
 mod form;
+mod limit;
 mod multipart;
 mod redact;
 mod register;
 mod retry_after;
 mod s3_error;
 mod secret;
+mod stats;
 
 pub use client::FileSpinClient;
-pub use config::ClientConfig;
+pub use config::{ClientConfig, parse_bandwidth};
 pub use error::TransportError;
 pub use form::UploadForm;
 pub use register::{RegisterOutcome, RegisterRequest, UploadReceipt};
 pub use secret::Secret;
+pub use stats::TransportStats;

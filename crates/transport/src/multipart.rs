@@ -16,6 +16,9 @@ use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::limit::RateLimit;
+use crate::stats::Counters;
+
 /// Bytes read from the source per chunk.
 pub(crate) const CHUNK_SIZE: usize = 256 * 1024;
 
@@ -126,6 +129,25 @@ impl BodyOutcome {
     }
 }
 
+/// What the body stream tells the request future, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// The stream waits for the bandwidth limit before handing over its next chunk: time that is
+    /// ours, not a stalled connection's.
+    Throttled,
+    /// The connection took a chunk, `file_bytes` of it from the file (0 for the framing).
+    Sent { file_bytes: u64 },
+}
+
+/// The limit and the counter the body stream shares with every other upload of its client.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pacing {
+    /// Bytes per second over all uploads; `None`: unlimited.
+    pub(crate) bandwidth: Option<Arc<RateLimit>>,
+    /// Counts every byte handed to the connection.
+    pub(crate) counters: Arc<Counters>,
+}
+
 enum Phase {
     Head,
     File,
@@ -139,11 +161,24 @@ struct BodyState<R> {
     remaining: u64,
     read: u64,
     hasher: Md5,
-    progress: UnboundedSender<u64>,
+    progress: UnboundedSender<Progress>,
     outcome: Arc<BodyOutcome>,
+    pacing: Pacing,
 }
 
 impl<R: AsyncRead + Unpin> BodyState<R> {
+    /// Hands `chunk` over: first waits for the bandwidth limit to allow its bytes, then reports and
+    /// counts them.
+    async fn hand_over(&mut self, chunk: Bytes, file_bytes: u64) -> Bytes {
+        if let Some(bandwidth) = &self.pacing.bandwidth {
+            let _ = self.progress.send(Progress::Throttled);
+            bandwidth.acquire(chunk.len() as u64).await;
+        }
+        self.pacing.counters.sent(chunk.len() as u64);
+        let _ = self.progress.send(Progress::Sent { file_bytes });
+        chunk
+    }
+
     /// Reads the next chunk of the file, hashing it.
     async fn next_file_chunk(&mut self) -> Result<Bytes, BodyFailure> {
         let want = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(CHUNK_SIZE);
@@ -179,16 +214,19 @@ impl<R: AsyncRead + Unpin> BodyState<R> {
 
 /// The request body: the frame's head, the `len` bytes of `reader`, the tail.
 ///
-/// Each chunk's file-byte count (0 for the head and tail) is sent to `progress` as the connection
-/// takes the chunk. If the source yields fewer or more bytes than `len`, or a read fails, the stream
+/// Each chunk waits for `pacing.bandwidth`, if any, before it is handed over (reported to `progress`
+/// as [`Progress::Throttled`]); its file-byte count (0 for the head and tail) is then sent to
+/// `progress` as [`Progress::Sent`] and its length added to the counters. If the source yields fewer
+/// or more bytes than `len`, or a read fails, the stream
 /// ends with an error *before* the closing boundary, so storage can never take the truncated or
 /// padded body for a complete one; the reason is left in `outcome`.
 pub(crate) fn body_stream<R>(
     frame: Frame,
     reader: R,
     len: u64,
-    progress: UnboundedSender<u64>,
+    progress: UnboundedSender<Progress>,
     outcome: Arc<BodyOutcome>,
+    pacing: Pacing,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static
 where
     R: AsyncRead + Send + Unpin + 'static,
@@ -202,18 +240,19 @@ where
         hasher: Md5::new(),
         progress,
         outcome,
+        pacing,
     };
     futures::stream::unfold(state, |mut st| async move {
         let item = match st.phase {
             Phase::Head => {
                 st.phase = Phase::File;
-                let _ = st.progress.send(0);
-                Ok(st.frame.head.clone())
+                let head = st.frame.head.clone();
+                Ok(st.hand_over(head, 0).await)
             }
             Phase::File if st.remaining > 0 => match st.next_file_chunk().await {
                 Ok(chunk) => {
-                    let _ = st.progress.send(chunk.len() as u64);
-                    Ok(chunk)
+                    let file_bytes = chunk.len() as u64;
+                    Ok(st.hand_over(chunk, file_bytes).await)
                 }
                 Err(failure) => {
                     st.phase = Phase::Done;
@@ -225,8 +264,8 @@ where
                     let md5 = hex::encode(std::mem::take(&mut st.hasher).finalize());
                     *st.outcome.md5.lock().unwrap_or_else(PoisonError::into_inner) = Some(md5);
                     st.phase = Phase::Done;
-                    let _ = st.progress.send(0);
-                    Ok(st.frame.tail.clone())
+                    let tail = st.frame.tail.clone();
+                    Ok(st.hand_over(tail, 0).await)
                 }
                 Err(failure) => {
                     st.phase = Phase::Done;
@@ -249,15 +288,27 @@ mod tests {
 
     struct Collected {
         body: Vec<u8>,
+        /// File bytes of each chunk handed over.
         progress: Vec<u64>,
+        /// Every message, `Throttled` ones included.
+        messages: Vec<Progress>,
         error: Option<io::Error>,
         outcome: Arc<BodyOutcome>,
     }
 
     async fn collect<R: AsyncRead + Send + Unpin + 'static>(frame: Frame, reader: R, len: u64) -> Collected {
+        collect_paced(frame, reader, len, Pacing::default()).await
+    }
+
+    async fn collect_paced<R: AsyncRead + Send + Unpin + 'static>(
+        frame: Frame,
+        reader: R,
+        len: u64,
+        pacing: Pacing,
+    ) -> Collected {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let outcome = Arc::new(BodyOutcome::default());
-        let mut stream = Box::pin(body_stream(frame, reader, len, tx, outcome.clone()));
+        let mut stream = Box::pin(body_stream(frame, reader, len, tx, outcome.clone(), pacing));
         let mut body = Vec::new();
         let mut error = None;
         while let Some(item) = stream.next().await {
@@ -271,11 +322,18 @@ mod tests {
             }
         }
         drop(stream);
-        let mut progress = Vec::new();
-        while let Some(n) = rx.recv().await {
-            progress.push(n);
+        let mut messages = Vec::new();
+        while let Some(message) = rx.recv().await {
+            messages.push(message);
         }
-        Collected { body, progress, error, outcome }
+        let progress = messages
+            .iter()
+            .filter_map(|m| match m {
+                Progress::Sent { file_bytes } => Some(*file_bytes),
+                Progress::Throttled => None,
+            })
+            .collect();
+        Collected { body, progress, messages, error, outcome }
     }
 
     fn fields() -> Vec<(String, String)> {
@@ -319,6 +377,7 @@ mod tests {
         // Progress: 0 for the head, each chunk's file bytes, 0 for the tail; file bytes add up.
         assert_eq!(collected.progress.iter().sum::<u64>(), data.len() as u64);
         assert_eq!(collected.progress, [0, 262_144, 262_144, 262_144, 12_345, 0]);
+        assert!(!collected.messages.contains(&Progress::Throttled), "no limit, no waiting");
 
         let parts = parse(&frame, collected.body).await;
         let names: Vec<&str> = parts.iter().map(|(n, _, _)| n.as_str()).collect();
@@ -383,6 +442,39 @@ mod tests {
             Some(BodyFailure::Read(e)) => assert_eq!(e.kind(), io::ErrorKind::PermissionDenied),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// With a bandwidth limit every chunk, framing included, waits its turn (announced as `Throttled`
+    /// so the stall watchdog does not count it), and every byte is counted.
+    #[tokio::test(start_paused = true)]
+    async fn a_limited_body_waits_before_each_chunk_and_counts_its_bytes() {
+        use std::num::NonZeroU64;
+        let data = vec![5u8; 4 * CHUNK_SIZE];
+        let frame = frame("paced.bin");
+        let bandwidth = RateLimit::bytes_per_second(
+            NonZeroU64::new(512 * 1024).unwrap(),
+            NonZeroU64::new(CHUNK_SIZE as u64).unwrap(),
+        );
+        let pacing = Pacing { bandwidth: Some(Arc::new(bandwidth)), counters: Arc::default() };
+        let start = tokio::time::Instant::now();
+        let collected =
+            collect_paced(frame.clone(), io::Cursor::new(data.clone()), 1024 * 1024, pacing.clone()).await;
+        let elapsed = tokio::time::Instant::now() - start;
+        assert!(collected.error.is_none());
+        let total = frame.content_length(data.len() as u64);
+        assert_eq!(collected.body.len() as u64, total);
+        assert_eq!(pacing.counters.snapshot().bytes_sent, total);
+        // Head, four chunks and tail: each announced, then handed over.
+        let sent = |file_bytes| Progress::Sent { file_bytes };
+        let expected: Vec<Progress> = [0, 262_144, 262_144, 262_144, 262_144, 0]
+            .into_iter()
+            .flat_map(|n| [Progress::Throttled, sent(n)])
+            .collect();
+        assert_eq!(collected.messages, expected);
+        // 1 MiB and the framing at 512 KiB/s, one chunk's burst: about 1.5 s.
+        let seconds = (total - CHUNK_SIZE as u64) as f64 / (512.0 * 1024.0);
+        assert!(elapsed.as_secs_f64() >= seconds, "{elapsed:?} < {seconds} s");
+        assert!(elapsed.as_secs_f64() <= seconds + 0.01, "{elapsed:?} > {seconds} s");
     }
 
     #[test]

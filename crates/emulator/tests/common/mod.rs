@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use spinlift_emulator::{Emulator, EmulatorConfig};
 
-const BOUNDARY: &str = "----spinlift-test-boundary-5b1f0c7e";
+pub const BOUNDARY: &str = "----spinlift-test-boundary-5b1f0c7e";
 
 pub async fn start() -> Emulator {
     start_with(EmulatorConfig::default()).await
