@@ -8,6 +8,9 @@ pub enum EngineError {
     /// The manifest cannot be used.
     #[error(transparent)]
     Manifest(#[from] spinlift_manifest::ManifestError),
+    /// The checkpoint journal cannot be read or written (damaged, locked by another run, disk).
+    #[error(transparent)]
+    Journal(#[from] spinlift_manifest::journal::JournalError),
     /// The HTTP client could not be built (bad URL, TLS set-up).
     #[error(transparent)]
     Transport(#[from] spinlift_transport::TransportError),

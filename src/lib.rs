@@ -13,14 +13,16 @@
 //! let manifest = Manifest::load("batch.json".as_ref())?;
 //! let mut config = EngineConfig::new("https://app.filespin.io", Secret::new("my-api-key"));
 //! config.concurrency = 32;
-//! let report = Engine::new(config)?.run(&manifest, &Silent, Default::default()).await;
+//! let report = Engine::new(config)?.run(&manifest, &Default::default(), &Silent, Default::default()).await?;
 //! report.write_jsonl("report.jsonl".as_ref())?;
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
 
 mod backoff;
+mod checkpoint;
 mod clock;
+mod drive;
 mod engine;
 mod error;
 mod observer;
@@ -28,7 +30,8 @@ mod report;
 pub mod sample;
 
 pub use backoff::BackoffConfig;
-pub use engine::{Engine, EngineConfig, MAX_POST_OBJECT_SIZE};
+pub use checkpoint::Checkpoint;
+pub use engine::{Engine, EngineConfig, MAX_POST_OBJECT_SIZE, RunOptions};
 pub use error::EngineError;
 pub use observer::{Observer, Silent};
 pub use report::{EntryReport, RunReport, StopReason};

@@ -65,6 +65,8 @@ pub enum StopReason {
     Batch(Failure),
     /// The run was cancelled (Ctrl-C, SIGTERM, or the library user).
     Cancelled,
+    /// The checkpoint journal could not be written: going on would upload without a record.
+    Journal(String),
 }
 
 /// The outcome of a whole run.
@@ -74,6 +76,8 @@ pub struct RunReport {
     pub entries: Vec<EntryReport>,
     /// Why the run ended early, if it did.
     pub stopped: Option<StopReason>,
+    /// What the user should know about the checkpoint (a torn tail dropped, an edited manifest).
+    pub notes: Vec<String>,
     /// Wall time of the run.
     pub elapsed: Duration,
 }

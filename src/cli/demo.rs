@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use clap::Args;
 use spinlift::sample::{SampleSet, SampleSpec};
-use spinlift::{CancellationToken, Engine, EngineConfig, Manifest, Secret};
+use spinlift::{CancellationToken, Engine, EngineConfig, Manifest, RunOptions, Secret};
 use spinlift_emulator::{Emulator, EmulatorConfig};
 
 use super::progress::Progress;
@@ -54,12 +54,15 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, Box<dyn std::error::Error>> {
     let manifest = Manifest::load(&set.manifest)?;
     let mut config = EngineConfig::new(emulator.api_url(), Secret::new(emulator.api_key().to_owned()));
     config.concurrency = args.concurrency.max(1);
+    // The local emulator has no request limit (the real API's 30/s is the default of `run`).
+    config.api_rps = None;
     let engine = Engine::new(config)?;
     let progress = Progress::new(set.files.len() as u64, set.total_bytes(), args.quiet);
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
-    let report = engine.run(&manifest, &progress, cancel).await;
+    let report = engine.run(&manifest, &RunOptions::default(), &progress, cancel).await;
     progress.finish();
+    let report = report?;
     let code = finish(&report);
     if code != EXIT_OK {
         return Ok(code);

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use spinlift_emulator::{Emulator, EmulatorConfig};
+use spinlift_emulator::{Emulator, EmulatorConfig, FaultConfig};
 
 use super::{EXIT_OK, EXIT_STOPPED};
 
@@ -27,6 +27,10 @@ pub(crate) struct EmulatorArgs {
     /// Where stored objects go (default: a temporary directory, deleted on exit).
     #[arg(long)]
     storage_dir: Option<PathBuf>,
+    /// Faults to inject, e.g. "seed=7,api.5xx=0.08,api.429=0.05,api.drop=0.03,s3.503=0.05,s3.drop=0.05,api.rps=30"
+    /// (see the emulator crate's docs for every setting).
+    #[arg(long, value_parser = FaultConfig::parse)]
+    faults: Option<FaultConfig>,
     /// Lifetime of the upload forms, in seconds (FileSpin: 86400).
     #[arg(long, default_value_t = 86_400, allow_negative_numbers = true)]
     form_expiry_secs: i64,
@@ -39,6 +43,7 @@ pub(crate) async fn emulator(args: EmulatorArgs) -> u8 {
         api_key: args.api_key,
         storage_dir: args.storage_dir,
         form_expiry_secs: args.form_expiry_secs,
+        faults: args.faults.unwrap_or_default(),
         ..EmulatorConfig::default()
     };
     let emulator = match Emulator::start(config).await {

@@ -6,6 +6,7 @@ mod demo;
 mod emulator;
 mod progress;
 mod run;
+mod status;
 
 use std::process::ExitCode;
 
@@ -31,10 +32,12 @@ struct Cli {
 enum Command {
     /// Upload every entry of a manifest into FileSpin.
     Run(run::RunArgs),
+    /// Where a batch stands, from its checkpoint alone (no network).
+    Status(status::StatusArgs),
     /// Upload a generated sample set into a local FileSpin emulator and verify every byte.
     Demo(demo::DemoArgs),
     /// Run the local FileSpin emulator (API + S3 POST endpoint) until Ctrl-C.
-    Emulator(emulator::EmulatorArgs),
+    Emulator(Box<emulator::EmulatorArgs>),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -63,8 +66,9 @@ pub(crate) fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Status(args) => status::status(args),
             Command::Demo(args) => demo::demo(args).await,
-            Command::Emulator(args) => emulator::emulator(args).await,
+            Command::Emulator(args) => emulator::emulator(*args).await,
         }
     });
     ExitCode::from(code)

@@ -1,10 +1,14 @@
 //! `spinlift run MANIFEST`: the CLI contract's main command.
 
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::PathBuf;
 
 use clap::Args;
-use spinlift::{CancellationToken, Engine, EngineConfig, Manifest, RunReport, Secret, StopReason};
+use spinlift::{
+    CancellationToken, Checkpoint, Engine, EngineConfig, Manifest, RunOptions, RunReport, Secret, StopReason,
+};
 use spinlift_core::FailureKind;
+use spinlift_transport::parse_bandwidth;
 
 use super::progress::Progress;
 use super::{EXIT_FAILED_ASSETS, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, cancel_on_signal};
@@ -22,12 +26,27 @@ pub(crate) struct RunArgs {
     /// Assets in flight at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
+    /// FileSpin API requests per second (FileSpin documents 30 for most APIs); 0 for no limit.
+    #[arg(long, env = "SPINLIFT_API_RPS", default_value_t = 30)]
+    api_rps: u32,
+    /// S3 uploads started per second; 0 for no limit.
+    #[arg(long, default_value_t = 0)]
+    s3_rps: u32,
+    /// Upload bandwidth over all uploads, e.g. 50MiB/s, 10MB/s, 800KiB/s.
+    #[arg(long, value_parser = parse_bandwidth)]
+    bwlimit: Option<NonZeroU64>,
     /// Write one JSON line per manifest entry (id, path, status, asset_id, size, checksum, error).
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Where the checkpoint journal goes (default: beside the manifest).
+    /// Where the checkpoint journal goes (default: beside the manifest, `<manifest>.checkpoint`).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// Keep no checkpoint journal: a re-run starts over and may upload files again.
+    #[arg(long, conflicts_with = "checkpoint")]
+    no_checkpoint: bool,
+    /// Try again the entries that failed for good in an earlier run.
+    #[arg(long)]
+    retry_failed: bool,
     /// No progress display.
     #[arg(long, short)]
     quiet: bool,
@@ -47,6 +66,9 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     };
     let mut config = EngineConfig::new(args.api_url, Secret::new(api_key));
     config.concurrency = args.concurrency as usize;
+    config.api_rps = NonZeroU32::new(args.api_rps);
+    config.s3_rps = NonZeroU32::new(args.s3_rps);
+    config.bandwidth = args.bwlimit;
     let engine = match Engine::new(config) {
         Ok(e) => e,
         Err(e) => {
@@ -63,8 +85,22 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     let progress = Progress::new(manifest.entries.len() as u64, total_bytes, args.quiet);
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
-    let report = engine.run(&manifest, &progress, cancel).await;
+    let mut options = RunOptions::default();
+    options.retry_failed = args.retry_failed;
+    options.checkpoint = match (args.checkpoint, args.no_checkpoint) {
+        (_, true) => Checkpoint::Off,
+        (Some(path), false) => Checkpoint::At(path),
+        (None, false) => Checkpoint::BesideManifest,
+    };
+    let report = engine.run(&manifest, &options, &progress, cancel).await;
     progress.finish();
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_STOPPED;
+        }
+    };
     let mut code = finish(&report);
     if let Some(path) = &args.report
         && let Err(e) = report.write_jsonl(path)
@@ -77,6 +113,9 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
 
 /// Prints the summary and the failures; returns the exit code.
 pub(crate) fn finish(report: &RunReport) -> u8 {
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
     let secs = report.elapsed.as_secs_f64().max(1e-9);
     let bytes = report.registered_bytes();
     eprintln!(
@@ -109,6 +148,11 @@ pub(crate) fn finish(report: &RunReport) -> u8 {
             };
             eprintln!("error: stopped: {advice}. Server said: {failure}");
             eprintln!("nothing already registered is lost; fix the cause and run the same command again");
+            EXIT_STOPPED
+        }
+        Some(StopReason::Journal(e)) => {
+            eprintln!("error: stopped: the checkpoint journal cannot be written: {e}");
+            eprintln!("what was recorded before stays valid; free the disk or fix the path and run again");
             EXIT_STOPPED
         }
         Some(StopReason::Cancelled) => {

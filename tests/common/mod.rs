@@ -34,6 +34,7 @@ impl LocalFileSpin {
         let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_spinlift"));
         cmd.env("FILESPIN_API_URL", self.emulator.api_url())
             .env("FILESPIN_API_KEY", self.emulator.api_key())
+            .env("SPINLIFT_API_RPS", "0")
             .env_remove("RUST_LOG");
         cmd
     }
@@ -58,4 +59,45 @@ pub fn stderr_of(output: &std::process::Output) -> String {
 
 pub fn stdout_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Plays the first two steps of a run for one entry and records them in the manifest's checkpoint, as
+/// a run killed between upload and registration leaves it. Returns the asset id.
+pub fn upload_without_registering(
+    filespin: &LocalFileSpin,
+    manifest: &Path,
+    id: &str,
+    file: &Path,
+) -> String {
+    use spinlift_core::State;
+    use spinlift_manifest::journal::{Journal, JournalOptions, Record, SourceStamp, fingerprint_ids};
+    use spinlift_transport::{ClientConfig, FileSpinClient, Secret};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut config =
+            ClientConfig::new(filespin.emulator.api_url(), Secret::new(filespin.emulator.api_key()));
+        config.api_rps = None;
+        let client = FileSpinClient::new(config).unwrap();
+        let form = client.request_form("a.txt").await.unwrap();
+        let receipt = client.upload_file(&form, file, &|_| {}).await.unwrap();
+        let stamp = SourceStamp::of(&std::fs::metadata(file).unwrap());
+        let checkpoint = spinlift::Checkpoint::default().path_for(manifest).unwrap();
+        let journal =
+            Journal::open(&checkpoint, &fingerprint_ids([id].into_iter()), None, JournalOptions::default())
+                .await
+                .unwrap();
+        let state = State::Uploaded {
+            asset_id: form.asset_id.clone(),
+            size: receipt.size,
+            md5: receipt.md5,
+            started_at: receipt.started_at,
+            completed_at: receipt.completed_at,
+        };
+        let record =
+            Record::new(id, state).with_form(serde_json::to_value(&form).unwrap()).with_source(stamp);
+        journal.append(record).await.unwrap();
+        journal.close().await.unwrap();
+        form.asset_id
+    })
 }

@@ -1,0 +1,223 @@
+//! One entry's way through a run: core's actions performed through the transport, each state change
+//! recorded in the journal (durably where a crash would otherwise cost an extra asset).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use spinlift_core::{Action, Asset, Event, Failure, FailureKind, Step};
+use spinlift_manifest::journal::{Journal, Record, SourceStamp};
+use spinlift_manifest::{Entry, Manifest, ManifestError};
+use spinlift_transport::{RegisterOutcome, RegisterRequest, UploadForm, UploadReceipt};
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::{must_be_durable, record, resume};
+use crate::clock::now;
+use crate::engine::{Engine, MAX_POST_OBJECT_SIZE};
+use crate::observer::Observer;
+use crate::report::{EntryReport, StopReason};
+
+/// What the entries of one run share.
+pub(crate) struct Run<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) manifest: &'a Manifest,
+    pub(crate) observer: &'a dyn Observer,
+    pub(crate) journal: Option<Journal>,
+    pub(crate) retry_failed: bool,
+    /// Cancelled by the caller, or by the first batch-wide failure.
+    pub(crate) stop: CancellationToken,
+    pub(crate) stop_reason: Mutex<Option<StopReason>>,
+    pub(crate) service_data: serde_json::Value,
+}
+
+/// The source file of an entry as checked before its upload.
+#[derive(Debug, Clone)]
+struct Source {
+    path: PathBuf,
+    stamp: SourceStamp,
+}
+
+impl Run<'_> {
+    /// Stops the batch: no new request starts. The first reason wins.
+    pub(crate) fn stop_with(&self, reason: StopReason) {
+        if let Ok(mut slot) = self.stop_reason.lock()
+            && slot.is_none()
+        {
+            tracing::error!(?reason, "stopping the batch");
+            *slot = Some(reason);
+        }
+        self.stop.cancel();
+    }
+
+    fn stop_note(&self) -> Option<Failure> {
+        match self.stop_reason.lock().ok()?.as_ref()? {
+            StopReason::Batch(f) => Some(f.clone()),
+            _ => None,
+        }
+    }
+
+    /// Takes one entry as far as it goes in this run, from what the journal recorded for it.
+    pub(crate) async fn drive(&self, entry: &Entry, recorded: Option<Record>) -> EntryReport {
+        let engine = self.engine;
+        let mut source = self.check_source(entry);
+        let stamp = source.as_ref().ok().map(|s| s.stamp);
+        let resumed = resume(recorded.as_ref(), stamp, self.retry_failed, engine.config.limits, now());
+        let (mut asset, mut form) = (resumed.asset, resumed.form);
+        if let Some(r) = &recorded
+            && &r.state != asset.state()
+        {
+            self.checkpoint(entry, &asset, form.as_ref(), stamp).await;
+        }
+        loop {
+            if self.stop.is_cancelled() {
+                break;
+            }
+            let before = asset.state().clone();
+            let event = match asset.next_action(now()) {
+                Action::Done => break,
+                Action::StopBatch(failure) => {
+                    self.stop_with(StopReason::Batch(failure));
+                    break;
+                }
+                Action::Backoff { attempt, retry_after_ms } => {
+                    let delay = engine.config.backoff.delay(attempt, retry_after_ms);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => Event::BackedOff,
+                        _ = self.stop.cancelled() => break,
+                    }
+                }
+                Action::RequestForm => match &source {
+                    // Checked before FileSpin is asked for an asset id it would never see used.
+                    Err(message) => {
+                        asset.fail_source(Step::RequestForm, message.clone());
+                        self.checkpoint(entry, &asset, None, None).await;
+                        continue;
+                    }
+                    Ok(_) => match engine.client.request_form(&entry.filename).await {
+                        Ok(f) => {
+                            let event =
+                                Event::FormIssued { asset_id: f.asset_id.clone(), expires_at: f.expires_at };
+                            form = Some(f);
+                            event
+                        }
+                        Err(e) => Event::Failed(e.to_failure()),
+                    },
+                },
+                Action::Upload { asset_id } => match (form.as_ref(), &source) {
+                    (Some(f), Ok(src)) if f.asset_id == asset_id => {
+                        if asset.apply(Event::UploadStarted, now()).is_err() {
+                            Event::Failed(Failure::new(
+                                Step::Upload,
+                                FailureKind::FormExpired,
+                                "the form expired",
+                            ))
+                        } else {
+                            self.checkpoint(entry, &asset, form.as_ref(), Some(src.stamp)).await;
+                            self.upload(f, src).await
+                        }
+                    }
+                    (_, Err(message)) => {
+                        asset.fail_source(Step::Upload, message.clone());
+                        self.checkpoint(entry, &asset, None, None).await;
+                        continue;
+                    }
+                    _ => {
+                        Event::Failed(Failure::new(Step::Upload, FailureKind::FormExpired, "no usable form"))
+                    }
+                },
+                Action::Register { asset_id, size, md5, started_at, completed_at } => {
+                    let receipt = UploadReceipt { size, md5, started_at, completed_at };
+                    let request = RegisterRequest::new(asset_id, &receipt, self.service_data.clone());
+                    match engine.client.register(&request).await {
+                        Ok(RegisterOutcome::Registered) => Event::Registered { already_existed: false },
+                        Ok(RegisterOutcome::AlreadyExists) => Event::Registered { already_existed: true },
+                        Err(e) => Event::Failed(e.to_failure()),
+                    }
+                }
+                other => unreachable!("core asked for an action this engine does not know: {other:?}"),
+            };
+            if let Event::Failed(failure) = &event {
+                tracing::debug!(id = %entry.id, %failure, "attempt failed");
+                self.observer.retrying(&entry.id, failure);
+                if failure.kind == FailureKind::SourceChanged {
+                    source = self.check_source(entry);
+                }
+            }
+            if let Err(e) = asset.apply(event, now()) {
+                // A bug, not a network condition: fail the entry loudly rather than loop.
+                asset.fail_source(Step::Upload, format!("internal error: {e}"));
+            }
+            if asset.state() != &before {
+                let stamp = source.as_ref().ok().map(|s| s.stamp);
+                self.checkpoint(entry, &asset, form.as_ref(), stamp).await;
+            }
+        }
+        let note = if asset.state().is_final() { None } else { self.stop_note() };
+        EntryReport::from_state(&entry.id, &entry.path, asset.state(), note.as_ref())
+    }
+
+    /// Uploads the source with `form`; a source that changed while it was sent is not reported as
+    /// uploaded.
+    async fn upload(&self, form: &UploadForm, src: &Source) -> Event {
+        let observer = self.observer;
+        match self.engine.client.upload_file(form, &src.path, &|n| observer.bytes_sent(n)).await {
+            Ok(r) => {
+                let after = std::fs::metadata(&src.path).map(|m| SourceStamp::of(&m)).ok();
+                if after != Some(src.stamp) {
+                    return Event::Failed(Failure::new(
+                        Step::Upload,
+                        FailureKind::SourceChanged,
+                        "the file changed while it was uploaded",
+                    ));
+                }
+                Event::Uploaded {
+                    size: r.size,
+                    md5: r.md5,
+                    started_at: r.started_at,
+                    completed_at: r.completed_at,
+                }
+            }
+            Err(e) => Event::Failed(e.to_failure()),
+        }
+    }
+
+    /// Records the entry's state; waits for the disk where a crash would otherwise cost an asset.
+    /// A journal that cannot be written stops the batch: going on would upload without a record.
+    async fn checkpoint(
+        &self,
+        entry: &Entry,
+        asset: &Asset,
+        form: Option<&UploadForm>,
+        stamp: Option<SourceStamp>,
+    ) {
+        let Some(journal) = &self.journal else { return };
+        let state = asset.state();
+        let record = record(&entry.id, state, form, stamp);
+        let result =
+            if must_be_durable(state) { journal.append(record).await } else { journal.append_nowait(record) };
+        if let Err(e) = result {
+            self.stop_with(StopReason::Journal(e.to_string()));
+        }
+    }
+
+    /// The entry's file, resolved inside the root, as long as it is a regular file S3 can take.
+    fn check_source(&self, entry: &Entry) -> Result<Source, String> {
+        let path = self.manifest.resolve(entry).map_err(|e| match e {
+            ManifestError::Source { source, .. } => format!("cannot read the file: {source}"),
+            other => other.to_string(),
+        })?;
+        let meta = std::fs::metadata(&path).map_err(|e| format!("cannot read the file: {e}"))?;
+        if !meta.is_file() {
+            return Err("not a regular file".into());
+        }
+        if meta.len() > MAX_POST_OBJECT_SIZE {
+            return Err(format!("{} bytes is more than an S3 POST upload takes (5 GiB)", meta.len()));
+        }
+        Ok(Source { path, stamp: SourceStamp::of(&meta) })
+    }
+}
+
+impl std::fmt::Debug for Run<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").field("manifest", &self.manifest.source).finish_non_exhaustive()
+    }
+}

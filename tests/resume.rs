@@ -1,0 +1,191 @@
+//! A user's batch is interrupted — kill -9, expired forms, an edited manifest, a changed file — and the
+//! same command, run again, finishes it with exactly one FileSpin asset per entry.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{LocalFileSpin, read_report, stderr_of};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use spinlift::sample::{SampleSet, SampleSpec};
+use spinlift_emulator::EmulatorConfig;
+
+/// Progress as the server saw it: forms issued, uploads stored, assets registered.
+fn progress(filespin: &LocalFileSpin) -> u64 {
+    let s = filespin.emulator.stats();
+    s.issued + s.uploaded + s.registered
+}
+
+fn spawn_run(filespin: &LocalFileSpin, manifest: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_spinlift"))
+        .env("FILESPIN_API_URL", filespin.emulator.api_url())
+        .env("FILESPIN_API_KEY", filespin.emulator.api_key())
+        .env("SPINLIFT_API_RPS", "0")
+        .args(["run", "--quiet", "--concurrency", "8"])
+        .arg(manifest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spinlift starts")
+}
+
+/// Kills the run with SIGKILL once the server has seen `steps` more requests succeed, or returns
+/// false if the run finished first.
+fn kill_after(filespin: &LocalFileSpin, child: &mut std::process::Child, steps: u64) -> bool {
+    let target = progress(filespin) + steps;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if progress(filespin) >= target {
+            child.kill().expect("kill -9");
+            child.wait().unwrap();
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        assert!(Instant::now() < deadline, "the run made no progress for two minutes");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Every entry registered exactly once, with the source's bytes and MD5.
+fn assert_exactly_one_asset_per_entry(filespin: &LocalFileSpin, set: &SampleSet, report: &std::path::Path) {
+    let lines = read_report(report);
+    assert_eq!(lines.len(), set.files.len());
+    let registrations = filespin.emulator.registrations();
+    // Registrations by the file name FileSpin was given (each sample file's name is unique).
+    let mut per_file: HashMap<String, Vec<&spinlift_emulator::Registration>> = HashMap::new();
+    for r in &registrations {
+        let name = r.key.rsplit("original__").next().unwrap().to_owned();
+        per_file.entry(name).or_default().push(r);
+    }
+    for (file, line) in set.files.iter().zip(&lines) {
+        assert_eq!(line["status"], "registered", "{line}");
+        let name = file.path.rsplit('/').next().unwrap();
+        let regs = per_file.get(name).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(regs.len(), 1, "{}: {} registered assets", file.path, regs.len());
+        let reg = regs[0];
+        assert_eq!(line["asset_id"], reg.asset_id.as_str());
+        assert_eq!((reg.size, reg.checksum.as_str()), (file.size, file.md5.as_str()), "{}", file.path);
+        let stored = filespin.emulator.read_object(&reg.key).unwrap();
+        assert!(
+            stored == std::fs::read(set.dir.join(&file.path)).unwrap(),
+            "{}: stored bytes differ",
+            file.path
+        );
+    }
+    assert_eq!(registrations.len(), set.files.len());
+}
+
+#[test]
+fn kill_9_at_random_moments_then_resume_leaves_exactly_one_asset_per_entry() {
+    let seed: u64 = std::env::var("SPINLIFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261125);
+    eprintln!("seed {seed} (replay with SPINLIFT_TEST_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = SampleSpec::mixed(520, seed);
+    // Mostly small files so that many kills land in every phase; a few large ones keep uploads in flight.
+    for s in spec.sizes.iter_mut().skip(5) {
+        *s %= 64 * 1024;
+    }
+    let set = SampleSet::write(dir.path(), &spec).unwrap();
+
+    let mut kills = 0;
+    while kills < 12 {
+        let mut child = spawn_run(&filespin, &set.manifest);
+        let steps = rng.random_range(1..=90);
+        if !kill_after(&filespin, &mut child, steps) {
+            break;
+        }
+        kills += 1;
+    }
+    assert!(kills >= 10, "only {kills} kills landed before the batch finished");
+
+    let report = dir.path().join("report.jsonl");
+    let output =
+        filespin.spinlift().args(["run", "-q", "--report"]).arg(&report).arg(&set.manifest).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_exactly_one_asset_per_entry(&filespin, &set, &report);
+    eprintln!("survived {kills} kills; stats {:?}", filespin.emulator.stats());
+
+    // `status` agrees, from the checkpoint alone.
+    let status = filespin.spinlift().arg("status").arg(&set.manifest).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains(&format!("{} entries: {} registered", set.files.len(), set.files.len())), "{text}");
+}
+
+#[test]
+fn forms_that_expired_while_the_run_was_dead_are_replaced() {
+    let filespin = LocalFileSpin::with(EmulatorConfig { form_expiry_secs: 2, ..EmulatorConfig::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![50_000; 120], seed: 9 }).unwrap();
+
+    let mut child = spawn_run(&filespin, &set.manifest);
+    assert!(kill_after(&filespin, &mut child, 40), "the run finished before it could be killed");
+    // Wait until every form issued so far is past its expiry (2 s), then resume.
+    let issued_before = filespin.emulator.stats().issued;
+    std::thread::sleep(Duration::from_millis(2_500));
+
+    let report = dir.path().join("report.jsonl");
+    let output =
+        filespin.spinlift().args(["run", "-q", "--report"]).arg(&report).arg(&set.manifest).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_exactly_one_asset_per_entry(&filespin, &set, &report);
+    assert!(filespin.emulator.stats().issued > issued_before);
+}
+
+#[test]
+fn an_edited_manifest_uploads_only_the_new_entries() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![1_000; 12], seed: 11 }).unwrap();
+    let output = filespin.spinlift().args(["run", "-q"]).arg(&set.manifest).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+
+    // The user drops two entries and adds three files.
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&set.manifest).unwrap()).unwrap();
+    let assets = doc["assets"].as_array_mut().unwrap();
+    assets.drain(0..2);
+    for i in 0..3 {
+        std::fs::write(dir.path().join(format!("new-{i}.txt")), format!("new file {i}")).unwrap();
+        assets.push(serde_json::json!({"path": format!("new-{i}.txt")}));
+    }
+    std::fs::write(&set.manifest, serde_json::to_vec(&doc).unwrap()).unwrap();
+
+    let output = filespin.spinlift().args(["run", "-q"]).arg(&set.manifest).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("3 new entries, 2 recorded entries no longer listed"));
+    let stats = filespin.emulator.stats();
+    assert_eq!((stats.issued, stats.registered), (15, 15));
+}
+
+#[test]
+fn a_source_changed_after_its_upload_is_uploaded_again_not_registered_stale() {
+    // Step 1 of a run that died between upload and registration, recorded in its checkpoint: the form
+    // and the upload of the file's old contents.
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.txt");
+    std::fs::write(&file, b"old contents").unwrap();
+    let manifest = dir.path().join("m.json");
+    std::fs::write(&manifest, r#"{"version": 1, "assets": [{"path": "a.txt", "id": "a"}]}"#).unwrap();
+    let asset_id = common::upload_without_registering(&filespin, &manifest, "a", &file);
+
+    // The user edits the file before running again.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&file, b"new contents, longer").unwrap();
+    let report = dir.path().join("report.jsonl");
+    let output =
+        filespin.spinlift().args(["run", "-q", "--report"]).arg(&report).arg(&manifest).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+
+    let regs = filespin.emulator.registrations();
+    assert_eq!(regs.len(), 1);
+    assert_eq!(regs[0].asset_id, asset_id, "the same asset id, its form still valid");
+    assert_eq!(regs[0].size, 20);
+    assert_eq!(filespin.emulator.read_object(&regs[0].key).unwrap(), b"new contents, longer");
+    assert_eq!(filespin.emulator.stats().issued, 1);
+}
