@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use rand::rngs::StdRng;
 use spinlift_core::{Action, Asset, Event, Failure, FailureKind, Step};
 use spinlift_manifest::journal::{Journal, Record, SourceStamp};
 use spinlift_manifest::{Entry, Manifest, ManifestError};
@@ -15,6 +16,7 @@ use crate::clock::now;
 use crate::engine::{Engine, MAX_POST_OBJECT_SIZE};
 use crate::observer::Observer;
 use crate::report::{EntryReport, StopReason};
+use crate::throttle::Throttle;
 
 /// What the entries of one run share.
 pub(crate) struct Run<'a> {
@@ -27,6 +29,9 @@ pub(crate) struct Run<'a> {
     pub(crate) stop: CancellationToken,
     pub(crate) stop_reason: Mutex<Option<StopReason>>,
     pub(crate) service_data: serde_json::Value,
+    pub(crate) throttle: Throttle,
+    /// The jitter of backoffs.
+    pub(crate) rng: Mutex<StdRng>,
 }
 
 /// The source file of an entry as checked before its upload.
@@ -62,6 +67,7 @@ impl Run<'_> {
         let stamp = source.as_ref().ok().map(|s| s.stamp);
         let resumed = resume(recorded.as_ref(), stamp, self.retry_failed, engine.config.limits, now());
         let (mut asset, mut form) = (resumed.asset, resumed.form);
+        let mut last_failure_timed_out = false;
         if let Some(r) = &recorded
             && &r.state != asset.state()
         {
@@ -79,7 +85,15 @@ impl Run<'_> {
                     break;
                 }
                 Action::Backoff { attempt, retry_after_ms } => {
-                    let delay = engine.config.backoff.delay(attempt, retry_after_ms);
+                    let delay = {
+                        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+                        if self.throttle.try_retry(last_failure_timed_out) {
+                            engine.config.backoff.delay(attempt, retry_after_ms, &mut *rng)
+                        } else {
+                            // The budget is dry: everyone is failing. Wait long, then try anyway.
+                            engine.config.backoff.cooldown(&mut *rng)
+                        }
+                    };
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => Event::BackedOff,
                         _ = self.stop.cancelled() => break,
@@ -104,7 +118,17 @@ impl Run<'_> {
                 },
                 Action::Upload { asset_id } => match (form.as_ref(), &source) {
                     (Some(f), Ok(src)) if f.asset_id == asset_id => {
-                        if asset.apply(Event::UploadStarted, now()).is_err() {
+                        let too_slow = self
+                            .throttle
+                            .expected_upload_ms(src.stamp.size)
+                            .is_some_and(|ms| now().plus_millis(ms) > f.expires_at);
+                        if too_slow {
+                            Event::Failed(Failure::new(
+                                Step::Upload,
+                                FailureKind::FormExpired,
+                                "the form would expire before the upload finishes at the rate seen so far",
+                            ))
+                        } else if asset.apply(Event::UploadStarted, now()).is_err() {
                             Event::Failed(Failure::new(
                                 Step::Upload,
                                 FailureKind::FormExpired,
@@ -127,7 +151,10 @@ impl Run<'_> {
                 Action::Register { asset_id, size, md5, started_at, completed_at } => {
                     let receipt = UploadReceipt { size, md5, started_at, completed_at };
                     let request = RegisterRequest::new(asset_id, &receipt, self.service_data.clone());
-                    match engine.client.register(&request).await {
+                    let slot = self.throttle.slot().await;
+                    let result = engine.client.register(&request).await;
+                    drop(slot);
+                    match result {
                         Ok(RegisterOutcome::Registered) => Event::Registered { already_existed: false },
                         Ok(RegisterOutcome::AlreadyExists) => Event::Registered { already_existed: true },
                         Err(e) => Event::Failed(e.to_failure()),
@@ -135,11 +162,22 @@ impl Run<'_> {
                 }
                 other => unreachable!("core asked for an action this engine does not know: {other:?}"),
             };
+            let sent_request = !matches!(event, Event::BackedOff);
             if let Event::Failed(failure) = &event {
                 tracing::debug!(id = %entry.id, %failure, "attempt failed");
+                last_failure_timed_out = failure.kind == FailureKind::Timeout;
                 self.observer.retrying(&entry.id, failure);
                 if failure.kind == FailureKind::SourceChanged {
                     source = self.check_source(entry);
+                }
+            }
+            if sent_request {
+                let failure = match &event {
+                    Event::Failed(f) => Some(f),
+                    _ => None,
+                };
+                if let Some(limit) = self.throttle.outcome(failure, now()) {
+                    self.observer.concurrency(limit);
                 }
             }
             if let Err(e) = asset.apply(event, now()) {
@@ -159,8 +197,12 @@ impl Run<'_> {
     /// uploaded.
     async fn upload(&self, form: &UploadForm, src: &Source) -> Event {
         let observer = self.observer;
-        match self.engine.client.upload_file(form, &src.path, &|n| observer.bytes_sent(n)).await {
+        let slot = self.throttle.slot().await;
+        let result = self.engine.client.upload_file(form, &src.path, &|n| observer.bytes_sent(n)).await;
+        drop(slot);
+        match result {
             Ok(r) => {
+                self.throttle.upload_took(r.size, r.started_at.millis_until(r.completed_at));
                 let after = std::fs::metadata(&src.path).map(|m| SourceStamp::of(&m)).ok();
                 if after != Some(src.stamp) {
                     return Event::Failed(Failure::new(

@@ -5,6 +5,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use spinlift_core::{Limits, State};
 use spinlift_manifest::Manifest;
 use spinlift_manifest::journal::{Journal, JournalOptions, fingerprint_ids, replay};
@@ -17,6 +19,7 @@ use crate::drive::Run;
 use crate::error::EngineError;
 use crate::observer::Observer;
 use crate::report::{EntryReport, RunReport, StopReason};
+use crate::throttle::Throttle;
 
 /// The largest object an S3 POST upload accepts (AWS S3: "POST Object", 5 GB).
 pub const MAX_POST_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
@@ -170,6 +173,8 @@ impl Engine {
             stop: cancel.child_token(),
             stop_reason: Mutex::new(None),
             service_data: manifest.service_data.clone().unwrap_or_else(|| self.config.service_data.clone()),
+            throttle: Throttle::new(self.config.concurrency),
+            rng: Mutex::new(StdRng::from_os_rng()),
         };
         let mut entries: Vec<Option<EntryReport>> = vec![None; manifest.entries.len()];
         {

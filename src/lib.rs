@@ -28,6 +28,7 @@ mod error;
 mod observer;
 mod report;
 pub mod sample;
+mod throttle;
 
 pub use backoff::BackoffConfig;
 pub use checkpoint::Checkpoint;

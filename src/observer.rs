@@ -11,6 +11,8 @@ pub trait Observer: Send + Sync {
     fn bytes_sent(&self, _n: u64) {}
     /// An attempt failed and will be retried or replaced; the failure says why.
     fn retrying(&self, _id: &str, _failure: &Failure) {}
+    /// Adaptive concurrency changed the number of requests allowed in flight.
+    fn concurrency(&self, _limit: usize) {}
     /// An entry reached its outcome for this run.
     fn finished(&self, _entry: &EntryReport) {}
 }

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{LocalFileSpin, read_report, stderr_of};
+use common::{LocalFileSpin, assert_exactly_one_asset_per_entry, stderr_of};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use spinlift::sample::{SampleSet, SampleSpec};
 use spinlift_emulator::EmulatorConfig;
@@ -48,35 +47,6 @@ fn kill_after(filespin: &LocalFileSpin, child: &mut std::process::Child, steps: 
         assert!(Instant::now() < deadline, "the run made no progress for two minutes");
         std::thread::sleep(Duration::from_millis(1));
     }
-}
-
-/// Every entry registered exactly once, with the source's bytes and MD5.
-fn assert_exactly_one_asset_per_entry(filespin: &LocalFileSpin, set: &SampleSet, report: &std::path::Path) {
-    let lines = read_report(report);
-    assert_eq!(lines.len(), set.files.len());
-    let registrations = filespin.emulator.registrations();
-    // Registrations by the file name FileSpin was given (each sample file's name is unique).
-    let mut per_file: HashMap<String, Vec<&spinlift_emulator::Registration>> = HashMap::new();
-    for r in &registrations {
-        let name = r.key.rsplit("original__").next().unwrap().to_owned();
-        per_file.entry(name).or_default().push(r);
-    }
-    for (file, line) in set.files.iter().zip(&lines) {
-        assert_eq!(line["status"], "registered", "{line}");
-        let name = file.path.rsplit('/').next().unwrap();
-        let regs = per_file.get(name).map(Vec::as_slice).unwrap_or_default();
-        assert_eq!(regs.len(), 1, "{}: {} registered assets", file.path, regs.len());
-        let reg = regs[0];
-        assert_eq!(line["asset_id"], reg.asset_id.as_str());
-        assert_eq!((reg.size, reg.checksum.as_str()), (file.size, file.md5.as_str()), "{}", file.path);
-        let stored = filespin.emulator.read_object(&reg.key).unwrap();
-        assert!(
-            stored == std::fs::read(set.dir.join(&file.path)).unwrap(),
-            "{}: stored bytes differ",
-            file.path
-        );
-    }
-    assert_eq!(registrations.len(), set.files.len());
 }
 
 #[test]

@@ -11,10 +11,11 @@ pub(crate) struct Progress {
     done: AtomicU64,
     failed: AtomicU64,
     retries: AtomicU64,
+    concurrency: AtomicU64,
 }
 
 impl Progress {
-    pub(crate) fn new(total_files: u64, total_bytes: u64, quiet: bool) -> Self {
+    pub(crate) fn new(total_files: u64, total_bytes: u64, concurrency: usize, quiet: bool) -> Self {
         let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total_bytes) };
         bar.set_style(
             ProgressStyle::with_template(
@@ -29,6 +30,7 @@ impl Progress {
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            concurrency: AtomicU64::new(concurrency as u64),
         };
         p.update_message();
         p
@@ -38,7 +40,11 @@ impl Progress {
         let done = self.done.load(Ordering::Relaxed);
         let failed = self.failed.load(Ordering::Relaxed);
         let retries = self.retries.load(Ordering::Relaxed);
-        self.bar.set_message(format!("files {done}/{} failed {failed} retries {retries}", self.total_files));
+        let concurrency = self.concurrency.load(Ordering::Relaxed);
+        self.bar.set_message(format!(
+            "files {done}/{} failed {failed} retries {retries} concurrency {concurrency}",
+            self.total_files
+        ));
     }
 
     pub(crate) fn finish(&self) {
@@ -53,6 +59,11 @@ impl Observer for Progress {
 
     fn retrying(&self, _id: &str, _failure: &Failure) {
         self.retries.fetch_add(1, Ordering::Relaxed);
+        self.update_message();
+    }
+
+    fn concurrency(&self, limit: usize) {
+        self.concurrency.store(limit as u64, Ordering::Relaxed);
         self.update_message();
     }
 

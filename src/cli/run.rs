@@ -82,7 +82,8 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         .filter_map(|e| std::fs::metadata(manifest.root.join(&e.path)).ok())
         .map(|m| m.len())
         .sum();
-    let progress = Progress::new(manifest.entries.len() as u64, total_bytes, args.quiet);
+    let progress =
+        Progress::new(manifest.entries.len() as u64, total_bytes, args.concurrency as usize, args.quiet);
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
     let mut options = RunOptions::default();

@@ -19,7 +19,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_attempts_per_step: 6, max_fresh_forms: 3, min_form_validity_ms: 5 * 60 * 1000 }
+        Limits { max_attempts_per_step: 10, max_fresh_forms: 3, min_form_validity_ms: 5 * 60 * 1000 }
     }
 }
 

@@ -160,6 +160,13 @@ pub fn classify(failure: &Failure) -> Disposition {
     }
 }
 
+/// Whether a failure is the server asking to slow down (429, 503, S3 `SlowDown`): the signal that cuts
+/// adaptive concurrency.
+pub fn is_throttle(failure: &Failure) -> bool {
+    matches!(&failure.kind, FailureKind::Status { status: 429 | 503, .. })
+        || matches!(&failure.kind, FailureKind::Status { code: Some(c), .. } if c == "SlowDown")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +250,18 @@ mod tests {
         assert_eq!(status(Step::Register, 400, Some("CHECKSUM_MISMATCH"), ""), Disposition::FailAsset);
         assert_eq!(status(Step::Register, 404, None, ""), Disposition::FailAsset);
         assert_eq!(status(Step::RequestForm, 501, None, ""), Disposition::FailAsset);
+    }
+
+    #[test]
+    fn throttle_signals() {
+        let f = |status, code: Option<&str>| {
+            Failure::new(Step::Upload, FailureKind::Status { status, code: code.map(str::to_owned) }, "")
+        };
+        assert!(is_throttle(&f(429, None)));
+        assert!(is_throttle(&f(503, Some("SlowDown"))));
+        assert!(is_throttle(&f(200, Some("SlowDown"))));
+        assert!(!is_throttle(&f(500, None)));
+        assert!(!is_throttle(&Failure::new(Step::Upload, FailureKind::Network, "")));
     }
 
     #[test]

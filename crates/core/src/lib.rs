@@ -31,10 +31,15 @@
 //! ```
 #![warn(missing_docs)]
 
+mod aimd;
 mod asset;
+mod budget;
 mod failure;
 mod time;
 
+pub use aimd::Aimd;
 pub use asset::{Action, Asset, Event, Limits, ResumeFacts, State, TransitionError};
+pub use budget::RetryBudget;
+pub use failure::is_throttle;
 pub use failure::{Disposition, Failure, FailureKind, Step, classify};
 pub use time::UnixMillis;

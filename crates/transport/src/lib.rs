@@ -33,14 +33,14 @@
 //! takes every permit again and no retry can skip a limit. The form's expiry is checked after the
 //! slot and the S3 rate have been waited for. Waiting for bandwidth does not count as a stall.
 //!
-//! - **Requests per second** are `governor` GCRA quotas with a burst of one: requests are spaced at
-//!   least `1/rps` apart. FileSpin documents 30 requests/s for most APIs, answered with 429 beyond
+//! - **Requests per second** are `governor` GCRA quotas with a burst of two: requests are spaced
+//!   `1/rps` apart on average. FileSpin documents 30 requests/s for most APIs, answered with 429 beyond
 //!   (developers.filespin.io, "Rate limits"), and does not say whether it counts in a sliding or a
 //!   fixed 1-second window. A burst of `rps` would be allowed by a sliding window but could put up to
 //!   `2 × rps` requests into one fixed window (a burst at its end after a quiet second, the refill in
-//!   the next instants); with a burst of one no 1-second window holds more than `rps` requests as they
-//!   leave. Tokio's timer ticks in milliseconds, so each wait may end up to 1 ms late: at 30/s the
-//!   client runs at about 29.5/s, the price of never going over. A 429 is retried (core's
+//!   the next instants); a burst of two holds any 1-second window to `rps + 1`, and the one request of
+//!   slack lets a caller that woke late (tokio's timer ticks in milliseconds; a loaded machine wakes
+//!   later) catch up: with a burst of one, 30/s ran at 28.9/s under load. A 429 is retried (core's
 //!   `classify`), through this limit again. Invalid requests have a stricter limit that FileSpin does
 //!   not reset automatically; core fails an asset on an invalid request (a 4xx) instead of retrying
 //!   it, so retries do not run into that one.

@@ -151,7 +151,8 @@ fn assert_at_least(elapsed: Duration, seconds: f64) {
 }
 
 /// Both API calls, from four concurrent callers on clones of one client, share one rate: 24 requests
-/// at 10/s take at least 23 intervals, and the server never sees more than 11 in one second.
+/// at 10/s take at least 22 intervals (two go at once), and the server never sees more than 12 in one
+/// second (11 as they leave, one more when the network delays the first of a window).
 #[tokio::test]
 async fn api_calls_share_one_rate_across_both_calls_and_clones() {
     let server = Server::start(None).await;
@@ -178,9 +179,10 @@ async fn api_calls_share_one_rate_across_both_calls_and_clones() {
     let n = arrivals.len();
     assert_eq!(n, 24);
     assert!(arrivals.iter().any(|a| a.request_line.contains("register_asset")));
-    assert_at_least(elapsed, (n - 1) as f64 / f64::from(rps));
+    // Two go at once (the limiter's one request of slack), then one per interval.
+    assert_at_least(elapsed, (n - 2) as f64 / f64::from(rps));
     let busiest = busiest_second(&arrivals);
-    assert!(busiest <= rps as usize + 1, "{busiest} requests arrived within one second");
+    assert!(busiest <= rps as usize + 2, "{busiest} requests arrived within one second");
     assert_eq!(client.stats(), stats(n as u64, 0, 0));
 }
 
@@ -195,7 +197,8 @@ async fn every_attempt_takes_a_permit_even_when_it_fails() {
         let error = client.request_form("x.bin").await.unwrap_err();
         assert!(error.is_retryable(), "{error}");
     }
-    assert_at_least(start.elapsed(), 1.0);
+    // Six at 5/s: two at once (the slack), then four intervals.
+    assert_at_least(start.elapsed(), 4.0 / 5.0);
     assert_eq!(server.arrivals().len(), 6);
     assert_eq!(client.stats(), stats(6, 0, 0));
 }
@@ -224,12 +227,12 @@ async fn s3_posts_per_second_space_the_uploads() {
     for upload in uploads {
         assert_eq!(upload.await.unwrap().size, 10);
     }
-    assert_at_least(start.elapsed(), 7.0 / 5.0);
+    assert_at_least(start.elapsed(), 6.0 / 5.0);
     let posts: Vec<Arrival> =
         server.arrivals().into_iter().filter(|a| a.request_line.starts_with("POST /bucket/")).collect();
     assert_eq!(posts.len(), 8);
     let busiest = busiest_second(&posts);
-    assert!(busiest <= 6, "{busiest} uploads started within one second");
+    assert!(busiest <= 7, "{busiest} uploads started within one second");
     let body_bytes: u64 = posts.iter().map(|a| a.content_length).sum();
     assert_eq!(client.stats(), stats(10, 8, body_bytes));
 }
