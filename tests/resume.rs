@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{LocalFileSpin, assert_exactly_one_asset_per_entry, stderr_of};
+use common::{LocalFileSpin, assert_exactly_one_asset_per_entry, read_report, stderr_of};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use spinlift::sample::{SampleSet, SampleSpec};
 use spinlift_emulator::EmulatorConfig;
@@ -158,4 +158,77 @@ fn a_source_changed_after_its_upload_is_uploaded_again_not_registered_stale() {
     assert_eq!(regs[0].size, 20);
     assert_eq!(filespin.emulator.read_object(&regs[0].key).unwrap(), b"new contents, longer");
     assert_eq!(filespin.emulator.stats().issued, 1);
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_exit_130_and_the_same_command_finishes() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![20_000; 400], seed: 12 }).unwrap();
+    let report = dir.path().join("report.jsonl");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spinlift"))
+        .env("FILESPIN_API_URL", filespin.emulator.api_url())
+        .env("FILESPIN_API_KEY", filespin.emulator.api_key())
+        .env("SPINLIFT_API_RPS", "0")
+        .args(["run", "--quiet", "--concurrency", "4", "--report"])
+        .arg(&report)
+        .arg(&set.manifest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while filespin.emulator.stats().registered < 20 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+
+    // What the interrupted run reports as registered, FileSpin has; nothing is marked failed.
+    let lines = read_report(&report);
+    let registered = lines.iter().filter(|l| l["status"] == "registered").count() as u64;
+    assert!(registered >= 20 && registered < 400, "{registered} registered before the signal");
+    assert!(registered <= filespin.emulator.stats().registered);
+    assert!(lines.iter().all(|l| l["status"] != "failed"));
+
+    let output =
+        filespin.spinlift().args(["run", "-q", "--report"]).arg(&report).arg(&set.manifest).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_exactly_one_asset_per_entry(&filespin, &set, &report);
+}
+
+#[test]
+fn failed_entries_stay_failed_until_retry_failed_is_asked_for() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![300; 5], seed: 13 }).unwrap();
+    let missing = set.dir.join(&set.files[2].path);
+    let contents = std::fs::read(&missing).unwrap();
+    std::fs::remove_file(&missing).unwrap();
+    let run = |extra: &[&str]| {
+        filespin.spinlift().args(["run", "-q"]).args(extra).arg(&set.manifest).output().unwrap()
+    };
+
+    assert_eq!(run(&[]).status.code(), Some(1));
+    std::fs::write(&missing, &contents).unwrap();
+    // The same command reports the failure again; `status` shows it with its reason.
+    assert_eq!(run(&[]).status.code(), Some(1));
+    let status = filespin.spinlift().arg("status").arg(&set.manifest).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("4 registered") && text.contains("1 failed") && text.contains(&set.files[2].path),
+        "{text}"
+    );
+    assert_eq!(filespin.emulator.stats().registered, 4);
+
+    let report = dir.path().join("report.jsonl");
+    let output = run(&["--retry-failed", "--report", report.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_exactly_one_asset_per_entry(&filespin, &set, &report);
 }
