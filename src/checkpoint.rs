@@ -97,9 +97,9 @@ pub(crate) fn resume(
 pub(crate) fn reconcile_notes(replayed: &Replayed, manifest_ids: &[&str], fingerprint: &str) -> Vec<String> {
     let mut notes = replayed.warnings.clone();
     if !replayed.belongs_to(fingerprint) {
-        let known = manifest_ids.iter().filter(|id| replayed.entries.contains_key(**id)).count();
+        let known = manifest_ids.iter().filter(|id| replayed.contains(id)).count();
         let added = manifest_ids.len() - known;
-        let removed = replayed.entries.len().saturating_sub(known);
+        let removed = replayed.len().saturating_sub(known);
         notes.push(format!(
             "the manifest changed since the checkpoint was written: {added} new entries, \
              {removed} recorded entries no longer listed (their records are kept)"

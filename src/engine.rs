@@ -158,7 +158,7 @@ impl Engine {
                 }
                 let journal =
                     Journal::open(path, &fingerprint, replayed.as_ref(), JournalOptions::default()).await?;
-                (Some(journal), replayed.map(|r| r.entries).unwrap_or_default())
+                (Some(journal), replayed.unwrap_or_default())
             }
             None => (None, Default::default()),
         };
@@ -181,7 +181,7 @@ impl Engine {
             let run = &run;
             let mut outcomes = futures::stream::iter(manifest.entries.iter().enumerate())
                 .map(|(i, entry)| {
-                    let recorded = replayed.remove(&entry.id);
+                    let recorded = replayed.take(&entry.id);
                     async move { (i, run.drive(entry, recorded).await) }
                 })
                 .buffer_unordered(self.config.concurrency);

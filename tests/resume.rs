@@ -167,7 +167,7 @@ fn sigterm_stops_cleanly_with_exit_130_and_the_same_command_finishes() {
     let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![20_000; 400], seed: 12 }).unwrap();
     let report = dir.path().join("report.jsonl");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spinlift"))
+    let child = Command::new(env!("CARGO_BIN_EXE_spinlift"))
         .env("FILESPIN_API_URL", filespin.emulator.api_url())
         .env("FILESPIN_API_KEY", filespin.emulator.api_key())
         .env("SPINLIFT_API_RPS", "0")
@@ -193,7 +193,7 @@ fn sigterm_stops_cleanly_with_exit_130_and_the_same_command_finishes() {
     // What the interrupted run reports as registered, FileSpin has; nothing is marked failed.
     let lines = read_report(&report);
     let registered = lines.iter().filter(|l| l["status"] == "registered").count() as u64;
-    assert!(registered >= 20 && registered < 400, "{registered} registered before the signal");
+    assert!((20..400).contains(&registered), "{registered} registered before the signal");
     assert!(registered <= filespin.emulator.stats().registered);
     assert!(lines.iter().all(|l| l["status"] != "failed"));
 

@@ -54,7 +54,7 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
     let mut failures = Vec::new();
     for entry in &manifest.entries {
         bytes_total += std::fs::metadata(manifest.root.join(&entry.path)).map(|m| m.len()).unwrap_or(0);
-        match replayed.entries.get(&entry.id).map(|r| &r.state) {
+        match replayed.get(&entry.id).map(|r| r.state) {
             Some(State::Registered { size, .. }) => {
                 c.registered += 1;
                 c.bytes_done += size;
@@ -80,7 +80,7 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
         bytes_total as f64 / 1048576.0
     );
     let listed: std::collections::HashSet<&str> = manifest.entries.iter().map(|e| e.id.as_str()).collect();
-    let unlisted = replayed.entries.keys().filter(|id| !listed.contains(id.as_str())).count();
+    let unlisted = replayed.ids().filter(|id| !listed.contains(id)).count();
     if unlisted > 0 {
         println!("{unlisted} recorded entries are no longer in the manifest");
     }

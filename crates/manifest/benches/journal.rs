@@ -1,5 +1,6 @@
 //! The checkpoint journal's speed: durable appends (records/s, fsyncs per record) with one and with many
-//! appenders, and the replay of a journal of 10^6 entries (time; memory per entry is printed once).
+//! appenders, the replay of a journal of 10^6 entries (time; resident and peak memory per entry are printed
+//! once), and the snapshot `Journal::open` writes from it.
 //!
 //! `cargo bench -p spinlift-manifest --bench journal`
 
@@ -143,12 +144,17 @@ fn write_big_journal(path: &Path, entries: usize) {
     });
 }
 
-/// Resident memory of this process, in bytes (Linux).
-fn rss_bytes() -> Option<u64> {
+/// A field of `/proc/self/status` (`VmRSS`, `VmHWM`), in bytes (Linux).
+fn status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Resets `VmHWM` to the current resident size (Linux >= 4.0); false where that is not possible.
+fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 fn bench_replay(c: &mut Criterion) {
@@ -157,26 +163,61 @@ fn bench_replay(c: &mut Criterion) {
     write_big_journal(&path, REPLAY_ENTRIES);
     let size = std::fs::metadata(&path).unwrap().len();
 
-    let before = rss_bytes();
+    let peak_known = reset_peak();
+    let before = status_bytes("VmRSS");
+    let started = Instant::now();
     let replayed = replay(&path).unwrap().unwrap();
-    let after = rss_bytes();
-    assert_eq!(replayed.entries.len(), REPLAY_ENTRIES);
-    if let (Some(before), Some(after)) = (before, after) {
+    let took = started.elapsed();
+    let (after, peak) = (status_bytes("VmRSS"), status_bytes("VmHWM"));
+    assert_eq!(replayed.len(), REPLAY_ENTRIES);
+    if let (Some(before), Some(after), Some(peak)) = (before, after, peak) {
+        let per_entry = |bytes: u64| bytes.saturating_sub(before) / REPLAY_ENTRIES as u64;
         eprintln!(
-            "journal_replay: {REPLAY_ENTRIES} entries, file {:.1} MiB, resident +{:.1} MiB = {} bytes per entry",
+            "journal_replay: {REPLAY_ENTRIES} entries, file {:.1} MiB, replayed once in {took:.2?}; \
+             resident +{:.1} MiB = {} bytes per entry; peak +{:.1} MiB = {} bytes per entry{}",
             size as f64 / 1048576.0,
             after.saturating_sub(before) as f64 / 1048576.0,
-            after.saturating_sub(before) / REPLAY_ENTRIES as u64
+            per_entry(after),
+            peak.saturating_sub(before) as f64 / 1048576.0,
+            per_entry(peak),
+            if peak_known { "" } else { " (peak not reset: includes the setup)" },
         );
     }
-    drop(replayed);
 
     let mut group = c.benchmark_group("journal_replay");
     group.throughput(Throughput::Elements(REPLAY_ENTRIES as u64));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));
-    // Dropping 10^6 entries (~1 s of `free`) is the caller's cost, not replay's: left out of the timing.
+    // Dropping 10^6 entries is the caller's cost, not replay's: left out of the timing.
     group.bench_function("1e6_entries", |b| b.iter_with_large_drop(|| replay(&path).unwrap().unwrap()));
+    group.finish();
+
+    // The snapshot `Journal::open` writes from a replayed journal of 10^6 entries (write and fsync).
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let snapshot = dir.path().join("snapshot.journal");
+    let mut group = c.benchmark_group("journal_snapshot");
+    group.throughput(Throughput::Elements(REPLAY_ENTRIES as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    group.bench_function("1e6_entries", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let started = Instant::now();
+                let journal = rt
+                    .block_on(Journal::open(
+                        &snapshot,
+                        FINGERPRINT,
+                        Some(&replayed),
+                        JournalOptions::default(),
+                    ))
+                    .unwrap();
+                total += started.elapsed();
+                rt.block_on(journal.close()).unwrap();
+            }
+            total
+        })
+    });
     group.finish();
 }
 

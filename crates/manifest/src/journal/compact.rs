@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::error::JournalError;
-use super::record::{Record, encode_record, id_hash};
+use super::record::{encode_record, id_hash};
 use super::replay::Replayed;
 
 /// What to do about a journal already at the path.
@@ -112,15 +112,13 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// The records of `replayed` as snapshot lines, sorted by id (so a snapshot of the same content is the
 /// same file), in chunks of about [`CHUNK_BYTES`].
 pub(super) fn snapshot_chunks(replayed: &Replayed) -> impl Iterator<Item = Result<Chunk, JournalError>> + '_ {
-    let mut records: Vec<&Record> = replayed.entries.values().collect();
-    records.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    let mut records = records.into_iter().peekable();
+    let mut records = replayed.records_by_id().peekable();
     std::iter::from_fn(move || {
         records.peek()?;
         let mut chunk = Chunk { bytes: Vec::with_capacity(CHUNK_BYTES + 4096), ids: Vec::new() };
         while chunk.bytes.len() < CHUNK_BYTES {
             let Some(record) = records.next() else { break };
-            if let Err(e) = encode_record(record, &mut chunk.bytes) {
+            if let Err(e) = encode_record(&record, &mut chunk.bytes) {
                 return Some(Err(JournalError::Encode(e)));
             }
             chunk.ids.push(id_hash(&record.id));

@@ -50,12 +50,14 @@
 //!
 //! let replayed = replay(&path).unwrap().expect("the journal exists");
 //! assert!(replayed.belongs_to(&fingerprint));
-//! assert_eq!(replayed.entries["photo-1"].state, State::Pending);
+//! assert_eq!(replayed.get("photo-1").map(|record| record.state), Some(State::Pending));
 //! # });
 //! ```
 
 mod compact;
+mod entries;
 mod error;
+mod fast;
 mod fingerprint;
 mod handle;
 mod record;

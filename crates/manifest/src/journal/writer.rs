@@ -85,7 +85,12 @@ pub(super) fn run<S: Sink>(
     if ready.send(Ok(())).is_err() {
         return; // `open` was cancelled: the snapshot stands, nobody will append.
     }
-    writer.serve(&commands);
+    let closed = writer.serve(&commands);
+    // The file (and its lock) goes before `close` returns: a journal closed can be opened again at once.
+    drop(writer);
+    if let Some((ack, result)) = closed {
+        let _ = ack.send(result);
+    }
 }
 
 /// Writes header + snapshot to a staging file and makes it the journal.
@@ -126,10 +131,13 @@ struct Writer<S> {
 enum Flow {
     Continue,
     Stop,
+    /// Closed: answer `close` with this once the file is released.
+    Closed(Ack, Result<(), JournalError>),
 }
 
 impl<S: Sink> Writer<S> {
-    fn serve(&mut self, commands: &Receiver<Command>) {
+    /// Serves appends until the journal stops; returns the answer owed to `close`, if it was closed.
+    fn serve(&mut self, commands: &Receiver<Command>) -> Option<(Ack, Result<(), JournalError>)> {
         let max_batch = self.setup.options.max_batch.max(1);
         let mut group = Vec::with_capacity(max_batch.min(4096));
         loop {
@@ -142,7 +150,7 @@ impl<S: Sink> Writer<S> {
                     {
                         self.stop(&e);
                     }
-                    return;
+                    return None;
                 }
             }
             // Everything queued while the last group was being written joins this one.
@@ -152,8 +160,10 @@ impl<S: Sink> Writer<S> {
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
-            if let Flow::Stop = self.commit(&mut group) {
-                return;
+            match self.commit(&mut group) {
+                Flow::Continue => {}
+                Flow::Stop => return None,
+                Flow::Closed(ack, result) => return Some((ack, result)),
             }
         }
     }
@@ -196,10 +206,7 @@ impl<S: Sink> Writer<S> {
             let _ = ack.send(Ok(()));
         }
         match close {
-            Some(ack) => {
-                let _ = ack.send(self.compact_if_due());
-                Flow::Stop
-            }
+            Some(ack) => Flow::Closed(ack, self.compact_if_due()),
             None => Flow::Continue,
         }
     }

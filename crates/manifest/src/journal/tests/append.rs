@@ -21,18 +21,18 @@ async fn replay_gives_the_last_record_of_each_entry_without_the_forms_of_final_s
     assert_eq!(replayed.fingerprint.as_deref(), Some(FINGERPRINT));
     assert!(replayed.belongs_to(FINGERPRINT));
     assert_eq!(replayed.records_read, 8);
-    assert_eq!(replayed.entries.len(), 3);
+    assert_eq!(replayed.len(), 3);
     assert!(replayed.warnings.is_empty(), "{:?}", replayed.warnings);
 
-    let a = &replayed.entries["a"];
+    let a = replayed.get("a").unwrap();
     assert_eq!(a.state, registered("asset-a"));
     assert_eq!((a.form.as_ref(), a.source), (None, Some(stamp())), "a registered entry keeps no form");
 
-    let b = &replayed.entries["b"];
+    let b = replayed.get("b").unwrap();
     assert_eq!(b.state, form_issued("asset-b"));
     assert_eq!(b.form, Some(form("asset-b")), "a form still needed is kept");
 
-    assert_eq!(replayed.entries["c"].form, None, "a failed entry keeps no form");
+    assert_eq!(replayed.get("c").unwrap().form, None, "a failed entry keeps no form");
     // Nor was it ever written: forms are credentials.
     assert!(!std::fs::read_to_string(&path).unwrap().contains("\"key\":\"asset-c\""));
 }
@@ -47,7 +47,7 @@ async fn records_appended_without_waiting_are_durable_after_close() {
     journal.close().await.unwrap();
 
     let replayed = replay_ok(&path);
-    assert_eq!(replayed.entries.len(), 100);
+    assert_eq!(replayed.len(), 100);
     assert_eq!(replayed.records_read, 100);
 }
 
@@ -62,7 +62,7 @@ async fn a_clone_appends_to_the_same_journal_and_is_refused_after_close() {
     assert!(matches!(clone.append(Record::new("late", State::Pending)).await, Err(JournalError::Closed)));
     assert!(matches!(clone.append_nowait(Record::new("late", State::Pending)), Err(JournalError::Closed)));
     assert!(matches!(clone.close().await, Err(JournalError::Closed)));
-    assert_eq!(replay_ok(&path).entries.keys().collect::<Vec<_>>(), ["from-clone"]);
+    assert_eq!(replay_ok(&path).ids().collect::<Vec<_>>(), ["from-clone"]);
 }
 
 #[tokio::test]
@@ -75,13 +75,13 @@ async fn dropping_every_handle_keeps_what_was_appended() {
     // The writer drains its queue on its own thread, after the last handle is gone.
     let mut replayed = replay_ok(&path);
     for _ in 0..500 {
-        if !replayed.entries.is_empty() {
+        if !replayed.is_empty() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         replayed = replay_ok(&path);
     }
-    assert!(replayed.entries.contains_key("kept"));
+    assert!(replayed.contains("kept"));
 }
 
 #[test]
@@ -123,7 +123,7 @@ async fn a_journal_in_use_is_refused_to_a_second_writer() {
     // The first writer carries on, undisturbed.
     first.append(Record::new("b", State::Pending)).await.unwrap();
     first.close().await.unwrap();
-    assert_eq!(replay_ok(&path).entries.len(), 2);
+    assert_eq!(replay_ok(&path).len(), 2);
 }
 
 #[tokio::test]

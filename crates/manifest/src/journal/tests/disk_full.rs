@@ -43,7 +43,7 @@ async fn a_full_disk_fails_the_append_and_every_later_one_and_leaves_a_valid_jou
 
     // What is on disk replays: every acknowledged record, the torn one dropped with a warning.
     let replayed = replay_ok(&path);
-    assert_eq!(replayed.entries, last_per_id(&acknowledged));
+    assert_eq!(entries_of(&replayed), last_per_id(&acknowledged));
     assert_eq!(replayed.warnings.len(), 1, "{:?}", replayed.warnings);
 
     // Space freed, the next run carries on from a clean snapshot.
@@ -53,7 +53,7 @@ async fn a_full_disk_fails_the_append_and_every_later_one_and_leaves_a_valid_jou
     resumed.close().await.unwrap();
     let after = replay_ok(&path);
     assert!(after.warnings.is_empty());
-    assert_eq!(after.entries.len(), replayed.entries.len() + 1);
+    assert_eq!(after.len(), replayed.len() + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,10 +86,10 @@ async fn concurrent_appenders_on_a_full_disk_each_get_an_answer_and_the_acknowle
 
     let replayed = replay_ok(&path);
     for record in &acknowledged {
-        assert_eq!(replayed.entries.get(&record.id), Some(record), "acknowledged, so on disk");
+        assert_eq!(replayed.get(&record.id).as_ref(), Some(record), "acknowledged, so on disk");
     }
     // A record of the failed group may have reached the disk whole, unacknowledged: still a valid record.
-    assert!(replayed.entries.len() >= acknowledged.len());
+    assert!(replayed.len() >= acknowledged.len());
 }
 
 /// The real file, whose fsync fails once (as after a writeback error).
@@ -116,7 +116,7 @@ async fn a_failed_fsync_stops_the_journal_too() {
     let later = journal.append(Record::new("b", State::Pending)).await.unwrap_err();
     assert!(matches!(later, JournalError::Stopped { .. }), "{later}");
     // Nothing that follows a failed fsync is trusted, nor written.
-    assert!(replay_ok(&path).entries.keys().all(|id| id == "a"));
+    assert!(replay_ok(&path).ids().all(|id| id == "a"));
 }
 
 /// Opens the journal from `replayed` once the stopped writer has let go of its lock.

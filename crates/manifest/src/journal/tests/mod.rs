@@ -13,6 +13,7 @@ use spinlift_core::{Failure, FailureKind, State, Step, UnixMillis};
 use super::*;
 
 mod append;
+mod compact;
 mod compaction;
 mod disk_full;
 mod group_commit;
@@ -109,6 +110,11 @@ fn last_per_id(records: &[Record]) -> std::collections::HashMap<String, Record> 
         last.insert(record.id.clone(), record);
     }
     last
+}
+
+/// The entries of `replayed` by id, to compare with [`last_per_id`].
+fn entries_of(replayed: &Replayed) -> std::collections::HashMap<String, Record> {
+    replayed.records().map(|record| (record.id.clone(), record)).collect()
 }
 
 /// The real journal file, counting its writes and fsyncs.
