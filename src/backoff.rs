@@ -7,6 +7,9 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rand::Rng;
 
+/// The longest `Retry-After` honoured.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 /// Backoff settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffConfig {
@@ -36,11 +39,13 @@ impl BackoffConfig {
             .unwrap_or(self.max_delay)
     }
 
-    /// The delay before retry number `attempt`: full jitter over the ceiling, at least `retry_after_ms`.
+    /// The delay before retry number `attempt`: full jitter over the ceiling, at least `retry_after_ms`
+    /// (up to [`MAX_RETRY_AFTER`]: a proxy asking for a day must not park an asset for a day).
     pub(crate) fn delay(&self, attempt: u32, retry_after_ms: Option<u64>, rng: &mut impl Rng) -> Duration {
         let ceiling = self.ceiling(attempt);
         let jittered = Duration::from_secs_f64(rng.random_range(0.0..=ceiling.as_secs_f64()));
-        jittered.max(Duration::from_millis(retry_after_ms.unwrap_or(0)))
+        let server = Duration::from_millis(retry_after_ms.unwrap_or(0)).min(MAX_RETRY_AFTER);
+        jittered.max(server)
     }
 
     /// The wait of a retry the retry budget cannot pay for: between half and all of the maximum delay.
@@ -77,5 +82,6 @@ mod tests {
         let c = BackoffConfig::default();
         let mut rng = StdRng::seed_from_u64(2);
         assert!(c.delay(1, Some(30_000), &mut rng) >= Duration::from_secs(30));
+        assert_eq!(c.delay(1, Some(86_400_000), &mut rng), MAX_RETRY_AFTER, "a day is capped");
     }
 }

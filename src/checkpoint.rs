@@ -36,10 +36,12 @@ impl Checkpoint {
 }
 
 /// Whether a move into `state` must be on disk before the run goes on: the asset id and its form
-/// before the upload starts (a crash after it must not lead to a second asset), and a registration
-/// before the run reports it. Every other change may be lost to a crash and is redone safely.
+/// before the upload starts (a crash after it must not lead to a second asset), the upload before the
+/// registration (a crash while FileSpin registers must resume as "register this asset id", whatever
+/// became of the form), and a registration before the run reports it. Every other change may be lost
+/// to a crash and is redone safely.
 pub(crate) fn must_be_durable(state: &State) -> bool {
-    matches!(state, State::FormIssued { .. } | State::Registered { .. })
+    matches!(state, State::FormIssued { .. } | State::Uploaded { .. } | State::Registered { .. })
 }
 
 /// The journal record of an entry now in `state`.
@@ -69,6 +71,8 @@ pub(crate) fn record(
 pub(crate) struct Resumed {
     pub(crate) asset: Asset,
     pub(crate) form: Option<UploadForm>,
+    /// Something the user should hear about this entry.
+    pub(crate) note: Option<String>,
 }
 
 pub(crate) fn resume(
@@ -79,7 +83,7 @@ pub(crate) fn resume(
     now: UnixMillis,
 ) -> Resumed {
     let Some(record) = recorded else {
-        return Resumed { asset: Asset::new(limits), form: None };
+        return Resumed { asset: Asset::new(limits), form: None, note: None };
     };
     let form: Option<UploadForm> = record.form.clone().and_then(|v| serde_json::from_value(v).ok());
     let source_changed = match (record.source, current_source) {
@@ -90,7 +94,12 @@ pub(crate) fn resume(
         ResumeFacts { form_expires_at: form.as_ref().map(|f| f.expires_at), source_changed, retry_failed };
     let asset = Asset::resume(record.state.clone(), facts, limits, now);
     let form = form.filter(|f| asset.state().asset_id() == Some(f.asset_id.as_str()));
-    Resumed { asset, form }
+    let note = (source_changed && matches!(asset.state(), State::Uploaded { .. })).then(|| {
+        "changed since it was uploaded, and its upload form has expired: registering the version \
+         already in storage rather than creating a second asset"
+            .to_owned()
+    });
+    Resumed { asset, form, note }
 }
 
 /// What replay found that the user should know.

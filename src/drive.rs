@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use rand::rngs::StdRng;
-use spinlift_core::{Action, Asset, Event, Failure, FailureKind, Step};
+use spinlift_core::{Action, Asset, Event, Failure, FailureKind, State, Step};
 use spinlift_manifest::journal::{Journal, Record, SourceStamp};
 use spinlift_manifest::{Entry, Manifest, ManifestError};
 use spinlift_transport::{RegisterOutcome, RegisterRequest, UploadForm, UploadReceipt};
@@ -30,6 +30,8 @@ pub(crate) struct Run<'a> {
     pub(crate) stop_reason: Mutex<Option<StopReason>>,
     pub(crate) service_data: serde_json::Value,
     pub(crate) throttle: Throttle,
+    /// What the user should hear about single entries (printed with the summary).
+    pub(crate) notes: Mutex<Vec<String>>,
     /// The jitter of backoffs.
     pub(crate) rng: Mutex<StdRng>,
 }
@@ -63,10 +65,21 @@ impl Run<'_> {
     /// Takes one entry as far as it goes in this run, from what the journal recorded for it.
     pub(crate) async fn drive(&self, entry: &Entry, recorded: Option<Record>) -> EntryReport {
         let engine = self.engine;
+        // A finished entry needs nothing, not even a look at its file: a resumed batch drains fast.
+        if let Some(r) = &recorded
+            && r.state.is_final()
+            && !(self.retry_failed && matches!(r.state, State::Failed { .. }))
+        {
+            return EntryReport::from_state(&entry.id, &entry.path, &r.state, None);
+        }
         let mut source = self.check_source(entry);
         let stamp = source.as_ref().ok().map(|s| s.stamp);
         let resumed = resume(recorded.as_ref(), stamp, self.retry_failed, engine.config.limits, now());
         let (mut asset, mut form) = (resumed.asset, resumed.form);
+        if let Some(note) = resumed.note {
+            tracing::warn!(path = %entry.path, "{note}");
+            self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{}: {note}", entry.path));
+        }
         let mut last_failure_timed_out = false;
         if let Some(r) = &recorded
             && &r.state != asset.state()
@@ -106,15 +119,22 @@ impl Run<'_> {
                         self.checkpoint(entry, &asset, None, None).await;
                         continue;
                     }
-                    Ok(_) => match engine.client.request_form(&entry.filename).await {
-                        Ok(f) => {
-                            let event =
-                                Event::FormIssued { asset_id: f.asset_id.clone(), expires_at: f.expires_at };
-                            form = Some(f);
-                            event
+                    Ok(_) => {
+                        let slot = self.throttle.slot().await;
+                        let result = engine.client.request_form(&entry.filename).await;
+                        drop(slot);
+                        match result {
+                            Ok(f) => {
+                                let event = Event::FormIssued {
+                                    asset_id: f.asset_id.clone(),
+                                    expires_at: f.expires_at,
+                                };
+                                form = Some(f);
+                                event
+                            }
+                            Err(e) => Event::Failed(e.to_failure()),
                         }
-                        Err(e) => Event::Failed(e.to_failure()),
-                    },
+                    }
                 },
                 Action::Upload { asset_id } => match (form.as_ref(), &source) {
                     (Some(f), Ok(src)) if f.asset_id == asset_id => {
@@ -162,11 +182,15 @@ impl Run<'_> {
                 }
                 other => unreachable!("core asked for an action this engine does not know: {other:?}"),
             };
-            let sent_request = !matches!(event, Event::BackedOff);
+            // Failures the engine found itself (an expiring form) sent nothing to any server.
+            let sent_request = match &event {
+                Event::BackedOff => false,
+                Event::Failed(f) => f.kind != FailureKind::FormExpired,
+                _ => true,
+            };
             if let Event::Failed(failure) = &event {
                 tracing::debug!(id = %entry.id, %failure, "attempt failed");
                 last_failure_timed_out = failure.kind == FailureKind::Timeout;
-                self.observer.retrying(&entry.id, failure);
                 if failure.kind == FailureKind::SourceChanged {
                     source = self.check_source(entry);
                 }
@@ -180,9 +204,18 @@ impl Run<'_> {
                     self.observer.concurrency(limit);
                 }
             }
+            let failure = match &event {
+                Event::Failed(f) => Some(f.clone()),
+                _ => None,
+            };
             if let Err(e) = asset.apply(event, now()) {
                 // A bug, not a network condition: fail the entry loudly rather than loop.
                 asset.fail_source(Step::Upload, format!("internal error: {e}"));
+            }
+            if let Some(f) = failure
+                && !asset.state().is_final()
+            {
+                self.observer.retrying(&entry.id, &f);
             }
             if asset.state() != &before {
                 let stamp = source.as_ref().ok().map(|s| s.stamp);

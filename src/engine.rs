@@ -109,6 +109,28 @@ impl Default for RunOptions {
     }
 }
 
+/// Takes the checkpoint's lock file (`<checkpoint>.lock`), or says which run holds it.
+fn lock_checkpoint(path: &std::path::Path) -> Result<std::fs::File, EngineError> {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".lock");
+    let lock_path = path.with_file_name(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| EngineError::Config(format!("cannot create {}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Config(format!(
+            "checkpoint {} is in use by another spinlift run; wait for it to finish",
+            path.display()
+        ))),
+        // A file system without locks: run unprotected rather than not at all.
+        Err(std::fs::TryLockError::Error(_)) => Ok(file),
+    }
+}
+
 impl Engine {
     /// An engine with its own HTTP client.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
@@ -147,8 +169,12 @@ impl Engine {
         let fingerprint = fingerprint_ids(ids.iter().copied());
         let journal_path = options.checkpoint.path_for(&manifest.source);
         let mut notes = Vec::new();
+        let mut _lock = None;
         let (journal, mut replayed) = match &journal_path {
             Some(path) => {
+                // Held from before the replay to the end of the run: a second run on the same checkpoint
+                // must not replay a journal that is still being written, then overwrite it.
+                _lock = Some(lock_checkpoint(path)?);
                 let replayed = replay(path)?;
                 if let Some(r) = &replayed {
                     notes = reconcile_notes(r, &ids, &fingerprint);
@@ -174,6 +200,7 @@ impl Engine {
             stop_reason: Mutex::new(None),
             service_data: manifest.service_data.clone().unwrap_or_else(|| self.config.service_data.clone()),
             throttle: Throttle::new(self.config.concurrency),
+            notes: Mutex::new(Vec::new()),
             rng: Mutex::new(StdRng::from_os_rng()),
         };
         let mut entries: Vec<Option<EntryReport>> = vec![None; manifest.entries.len()];
@@ -214,14 +241,18 @@ impl Engine {
         if stopped.is_none() && cancel.is_cancelled() {
             stopped = Some(StopReason::Cancelled);
         }
+        // Entries the run never reached (it stopped) are reported as the journal has them.
         let entries = entries
             .into_iter()
             .zip(&manifest.entries)
             .map(|(report, entry)| {
-                report
-                    .unwrap_or_else(|| EntryReport::from_state(&entry.id, &entry.path, &State::Pending, None))
+                report.unwrap_or_else(|| {
+                    let state = replayed.get(&entry.id).map(|r| r.state).unwrap_or(State::Pending);
+                    EntryReport::from_state(&entry.id, &entry.path, &state, None)
+                })
             })
             .collect();
+        notes.extend(run.notes.into_inner().unwrap_or_else(|e| e.into_inner()));
         Ok(RunReport { entries, stopped, notes, elapsed: started.elapsed() })
     }
 }

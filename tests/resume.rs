@@ -232,3 +232,32 @@ fn failed_entries_stay_failed_until_retry_failed_is_asked_for() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     assert_exactly_one_asset_per_entry(&filespin, &set, &report);
 }
+
+#[test]
+fn a_second_run_on_the_same_checkpoint_is_refused_while_the_first_runs() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![100; 50], seed: 14 }).unwrap();
+    // The first run is slowed to 5 API requests/s so that it is still running.
+    let mut first = Command::new(env!("CARGO_BIN_EXE_spinlift"))
+        .env("FILESPIN_API_URL", filespin.emulator.api_url())
+        .env("FILESPIN_API_KEY", filespin.emulator.api_key())
+        .args(["run", "--quiet", "--api-rps", "5"])
+        .arg(&set.manifest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while filespin.emulator.stats().issued < 1 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+
+    let second = filespin.spinlift().args(["run", "-q"]).arg(&set.manifest).output().unwrap();
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    assert!(stderr_of(&second).contains("in use by another spinlift run"), "{}", stderr_of(&second));
+}

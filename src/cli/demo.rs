@@ -13,7 +13,7 @@ use super::progress::Progress;
 use super::run::finish;
 use super::{EXIT_FAILED_ASSETS, EXIT_OK, EXIT_STOPPED, cancel_on_signal};
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub(crate) struct DemoArgs {
     /// Number of sample files.
     #[arg(long, default_value_t = 300)]

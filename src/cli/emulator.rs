@@ -8,7 +8,7 @@ use spinlift_emulator::{Emulator, EmulatorConfig, FaultConfig};
 
 use super::{EXIT_OK, EXIT_STOPPED};
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub(crate) struct EmulatorArgs {
     /// Address of the FileSpin API.
     #[arg(long, default_value = "127.0.0.1:0")]

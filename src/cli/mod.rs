@@ -21,14 +21,15 @@ pub(crate) const EXIT_STOPPED: u8 = 2;
 /// Exit code: interrupted by a signal.
 pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
-#[derive(Debug, Parser)]
+// No `Debug` on the arguments: they hold the API key.
+#[derive(Parser)]
 #[command(name = "spinlift", version, about = "Crash-safe bulk uploads into FileSpin")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Upload every entry of a manifest into FileSpin.
     Run(run::RunArgs),

@@ -13,7 +13,7 @@ use spinlift_transport::parse_bandwidth;
 use super::progress::Progress;
 use super::{EXIT_FAILED_ASSETS, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, cancel_on_signal};
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub(crate) struct RunArgs {
     /// The manifest: JSON, or JSON Lines (.jsonl) with one asset per line.
     manifest: PathBuf,

@@ -10,7 +10,7 @@ use spinlift_manifest::journal::replay;
 
 use super::{EXIT_FAILED_ASSETS, EXIT_OK, EXIT_STOPPED};
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub(crate) struct StatusArgs {
     /// The manifest of the batch.
     manifest: PathBuf,

@@ -72,6 +72,10 @@ pub enum State {
         asset_id: Option<String>,
         /// The failure that ended it.
         failure: Failure,
+        /// What was stored under `asset_id` when the asset failed after its upload (registration
+        /// failed): a retry registers these bytes instead of uploading the file as a second asset.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uploaded: Option<Uploaded>,
     },
 }
 
@@ -101,6 +105,19 @@ impl State {
             _ => "pending",
         }
     }
+}
+
+/// Bytes stored under an asset id, as an upload left them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uploaded {
+    /// Bytes sent.
+    pub size: u64,
+    /// MD5 of the bytes sent, lowercase hex.
+    pub md5: String,
+    /// When the upload started.
+    pub started_at: UnixMillis,
+    /// When storage acknowledged it.
+    pub completed_at: UnixMillis,
 }
 
 /// What happened to the asset, as the engine reports it.
@@ -272,20 +289,37 @@ impl Asset {
     /// | recorded state | resumed as |
     /// |---|---|
     /// | registered | registered: skipped |
-    /// | failed | failed; pending again with `retry_failed` |
+    /// | failed | failed; with `retry_failed`: registered again if it failed after its upload, else pending |
     /// | uploaded, source unchanged | uploaded: register (`ASSET_ID_EXISTS` for our id counts as done) |
-    /// | uploaded, source changed; form issued; uploading | upload again with the same form (same key: S3 overwrites) while it is valid long enough, else pending (a fresh form) |
+    /// | uploaded, source changed | upload again with the same form while it is valid long enough, else register what storage holds (never a second asset) |
+    /// | form issued; uploading | upload again with the same form (same key: S3 overwrites) while it is valid long enough, else pending (a fresh form) |
     /// | pending | pending |
     pub fn resume(state: State, facts: ResumeFacts, limits: Limits, now: UnixMillis) -> Self {
         let usable = |expires_at: Option<UnixMillis>| {
             expires_at.filter(|e| now.millis_until(*e) >= limits.min_form_validity_ms)
         };
         let state = match state {
+            // A registration that failed for good: its bytes are stored under its asset id, so a
+            // retry registers them rather than creating a second asset.
+            State::Failed { asset_id: Some(asset_id), uploaded: Some(u), .. } if facts.retry_failed => {
+                State::Uploaded {
+                    asset_id,
+                    size: u.size,
+                    md5: u.md5,
+                    started_at: u.started_at,
+                    completed_at: u.completed_at,
+                }
+            }
             State::Failed { .. } if facts.retry_failed => State::Pending,
-            State::Uploaded { asset_id, .. } if facts.source_changed => match usable(facts.form_expires_at) {
-                Some(expires_at) => State::FormIssued { asset_id, expires_at },
-                None => State::Pending,
-            },
+            // Changed since it was uploaded: upload the new bytes under the same asset id while its form
+            // is valid (S3 overwrites). With the form expired, register what storage holds rather than
+            // create a second asset; the engine tells the user.
+            State::Uploaded { asset_id, size, md5, started_at, completed_at } if facts.source_changed => {
+                match usable(facts.form_expires_at) {
+                    Some(expires_at) => State::FormIssued { asset_id, expires_at },
+                    None => State::Uploaded { asset_id, size, md5, started_at, completed_at },
+                }
+            }
             State::FormIssued { asset_id, .. } | State::Uploading { asset_id, .. } => {
                 match usable(facts.form_expires_at) {
                     Some(expires_at) => State::FormIssued { asset_id, expires_at },
@@ -431,7 +465,16 @@ impl Asset {
 
     fn give_up(&mut self, failure: Failure) {
         let asset_id = self.state.asset_id().map(str::to_owned);
-        self.state = State::Failed { asset_id, failure };
+        let uploaded = match &self.state {
+            State::Uploaded { size, md5, started_at, completed_at, .. } => Some(Uploaded {
+                size: *size,
+                md5: md5.clone(),
+                started_at: *started_at,
+                completed_at: *completed_at,
+            }),
+            _ => None,
+        };
+        self.state = State::Failed { asset_id, failure, uploaded };
         self.backoff = None;
     }
 

@@ -296,7 +296,7 @@ fn resume_registers_an_uploaded_entry_without_uploading_again() {
 }
 
 #[test]
-fn resume_uploads_a_changed_source_again_under_the_same_id_while_the_form_is_valid() {
+fn resume_uploads_a_changed_source_again_under_the_same_id_or_not_at_all() {
     let s = State::Uploaded {
         asset_id: "a1".into(),
         size: 3,
@@ -306,9 +306,10 @@ fn resume_uploads_a_changed_source_again_under_the_same_id_while_the_form_is_val
     };
     let facts = ResumeFacts { source_changed: true, form_expires_at: valid_form(), ..Default::default() };
     assert_eq!(resumed(s.clone(), facts), Action::Upload { asset_id: "a1".into() });
+    // With the form expired, what storage holds is registered: never a second asset for the entry.
     let facts =
         ResumeFacts { source_changed: true, form_expires_at: Some(T0.plus_secs(10)), ..Default::default() };
-    assert_eq!(resumed(s, facts), Action::RequestForm);
+    assert!(matches!(resumed(s, facts), Action::Register { asset_id, .. } if asset_id == "a1"));
 }
 
 #[test]
@@ -328,10 +329,30 @@ fn resume_of_an_interrupted_upload_reuses_a_valid_form_and_replaces_an_expired_o
 
 #[test]
 fn resume_retries_failed_entries_only_when_asked() {
-    let s =
-        State::Failed { asset_id: None, failure: Failure::new(Step::Upload, FailureKind::Source, "gone") };
+    let s = State::Failed {
+        asset_id: None,
+        failure: Failure::new(Step::Upload, FailureKind::Source, "gone"),
+        uploaded: None,
+    };
     assert_eq!(resumed(s.clone(), ResumeFacts::default()), Action::Done);
     assert_eq!(resumed(s, ResumeFacts { retry_failed: true, ..Default::default() }), Action::RequestForm);
+}
+
+#[test]
+fn a_registration_that_failed_for_good_is_retried_as_a_registration_of_the_same_asset() {
+    let limits = Limits { max_attempts_per_step: 2, ..Limits::default() };
+    let mut a = Asset::new(limits);
+    a.apply(issued("a1"), T0).unwrap();
+    a.apply(Event::UploadStarted, T0).unwrap();
+    a.apply(uploaded(), T0).unwrap();
+    for _ in 0..2 {
+        let _ = a.apply(Event::BackedOff, T0);
+        a.apply(failed(Step::Register, FailureKind::Timeout), T0).unwrap();
+    }
+    assert!(matches!(a.state(), State::Failed { uploaded: Some(_), .. }));
+    let facts = ResumeFacts { retry_failed: true, ..Default::default() };
+    let again = Asset::resume(a.state().clone(), facts, limits, T0);
+    assert!(matches!(again.next_action(T0), Action::Register { asset_id, size: 3, .. } if asset_id == "a1"));
 }
 
 #[test]

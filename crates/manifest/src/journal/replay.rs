@@ -130,7 +130,7 @@ fn parse(text: &[u8]) -> Result<Parsed<'_>, String> {
 
 /// [`parse`] without the fast path: what decides whether a line is valid.
 pub(super) fn parse_with_serde(text: &[u8]) -> Result<Parsed<'static>, String> {
-    let raw: RawLine = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    let raw: RawLine = serde_json::from_slice(text).map_err(|e| describe(&e))?;
     match raw.kind.as_deref() {
         Some(HEADER_TYPE) => match raw.version {
             Some(version) => Ok(Parsed::Header { version, fingerprint: raw.fingerprint }),
@@ -152,6 +152,18 @@ const NOT_A_JOURNAL: &str = "not a spinlift checkpoint journal (the first line i
 fn could_be_header(text: &[u8]) -> bool {
     const START: &[u8] = br#"{"type":"header""#;
     text.starts_with(START) || START.starts_with(text)
+}
+
+/// What is wrong with a line, without quoting it: a damaged line may hold a pre-signed form, and
+/// serde_json's messages can quote the values they choke on.
+fn describe(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Eof => "cut short",
+        serde_json::error::Category::Data => "not a journal record",
+        serde_json::error::Category::Io => "unreadable",
+    };
+    format!("{what} (column {})", e.column())
 }
 
 fn replay_from(mut reader: impl BufRead, path: &Path) -> Result<Replayed, JournalError> {
@@ -215,7 +227,7 @@ fn replay_from(mut reader: impl BufRead, path: &Path) -> Result<Replayed, Journa
                 match Slot::of(record) {
                     Ok(slot) => out.entries.upsert(&id, slot),
                     // Cannot happen: a form read from JSON encodes again.
-                    Err(e) => unreadable = Some((line_no, e.to_string())),
+                    Err(e) => unreadable = Some((line_no, describe(&e))),
                 }
             }
             Err(message) if !seen_header => {

@@ -36,6 +36,12 @@ fn every_state() -> Vec<State> {
                 message: "try later".into(),
                 retry_after_ms: Some(1500),
             },
+            uploaded: Some(spinlift_core::Uploaded {
+                size: 5,
+                md5: HEX.into(),
+                started_at: UnixMillis(1),
+                completed_at: UnixMillis(2),
+            }),
         },
     ]
 }

@@ -59,6 +59,7 @@ fn failed(asset_id: Option<&str>) -> State {
     State::Failed {
         asset_id: asset_id.map(str::to_owned),
         failure: Failure::new(Step::Upload, FailureKind::Source, "no such file"),
+        uploaded: None,
     }
 }
 
