@@ -47,6 +47,8 @@ pub struct EngineConfig {
     pub s3_rps: Option<NonZeroU32>,
     /// Upload bandwidth over all uploads together, bytes per second; `None` for no limit.
     pub bandwidth: Option<NonZeroU64>,
+    /// Allow plain `http://` beyond loopback (the API key and forms then cross the network in clear).
+    pub allow_http: bool,
 }
 
 impl EngineConfig {
@@ -62,6 +64,7 @@ impl EngineConfig {
             api_rps: NonZeroU32::new(30),
             s3_rps: None,
             bandwidth: None,
+            allow_http: false,
         }
     }
 }
@@ -142,6 +145,7 @@ impl Engine {
         client_config.api_rps = config.api_rps;
         client_config.s3_rps = config.s3_rps;
         client_config.bandwidth = config.bandwidth;
+        client_config.allow_http = config.allow_http;
         let client = FileSpinClient::new(client_config)?;
         Ok(Engine { client, config })
     }

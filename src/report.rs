@@ -103,9 +103,14 @@ impl RunReport {
         self.entries.iter().filter(|e| e.is_registered()).filter_map(|e| e.size).sum()
     }
 
-    /// Writes the report as JSON Lines to `path` (created or truncated).
+    /// Writes the report as JSON Lines to `path` (created 0600 or truncated): it maps files to asset
+    /// ids, which is nobody else's business.
     pub fn write_jsonl(&self, path: &Path) -> std::io::Result<()> {
-        let file = std::fs::File::create(path)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path)?;
         let mut out = std::io::BufWriter::new(file);
         for entry in &self.entries {
             serde_json::to_writer(&mut out, entry)?;

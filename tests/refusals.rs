@@ -97,3 +97,19 @@ fn no_api_key_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr_of(&output).contains("FILESPIN_API_KEY"));
 }
+
+#[test]
+fn plain_http_to_another_host_is_refused_unless_allowed() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![1], seed: 15 }).unwrap();
+    let output = filespin
+        .spinlift()
+        .env("FILESPIN_API_URL", "http://filespin.example.invalid")
+        .args(["run", "-q"])
+        .arg(&set.manifest)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("--allow-http"), "{}", stderr_of(&output));
+}

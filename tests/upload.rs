@@ -50,6 +50,17 @@ fn a_batch_of_mixed_files_lands_byte_for_byte_and_is_registered_once_each() {
         assert_eq!(reg.service_data["app"], "spinlift-sample");
     }
 
+    // The report and the checkpoint (which holds pre-signed forms) are the user's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let checkpoint = spinlift::Checkpoint::default().path_for(&set.manifest).unwrap();
+        for file in [&report, &checkpoint] {
+            let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", file.display());
+        }
+    }
+
     // Exactly one asset per entry: no second form, no second registration.
     let stats = filespin.emulator.stats();
     assert_eq!(stats.registered as usize, set.files.len());

@@ -35,6 +35,9 @@ pub(crate) struct RunArgs {
     /// Upload bandwidth over all uploads, e.g. 50MiB/s, 10MB/s, 800KiB/s.
     #[arg(long, value_parser = parse_bandwidth)]
     bwlimit: Option<NonZeroU64>,
+    /// Allow plain http:// to hosts other than loopback (the key and forms cross the network in clear).
+    #[arg(long)]
+    allow_http: bool,
     /// Write one JSON line per manifest entry (id, path, status, asset_id, size, checksum, error).
     #[arg(long)]
     report: Option<PathBuf>,
@@ -69,6 +72,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     config.api_rps = NonZeroU32::new(args.api_rps);
     config.s3_rps = NonZeroU32::new(args.s3_rps);
     config.bandwidth = args.bwlimit;
+    config.allow_http = args.allow_http;
     let engine = match Engine::new(config) {
         Ok(e) => e,
         Err(e) => {

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::api_error::ApiError;
 use crate::clock;
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, transport_allowed};
 use crate::error::TransportError;
 use crate::form::UploadForm;
 use crate::limit::RateLimit;
@@ -61,6 +61,8 @@ struct Inner {
     s3_rate: Option<RateLimit>,
     /// The upload bodies' bandwidth limit and the byte counter, shared with every body stream.
     pacing: Pacing,
+    /// Plain http allowed beyond loopback.
+    allow_http: bool,
 }
 
 impl std::fmt::Debug for FileSpinClient {
@@ -92,6 +94,13 @@ impl FileSpinClient {
         }
         if parsed.query().is_some() {
             return Err(config_error("api_url must not have a query".to_owned()));
+        }
+        if !transport_allowed(&parsed, config.allow_http) {
+            return Err(config_error(format!(
+                "refusing plain http to {:?}: the API key would cross the network unencrypted; use https, \
+                 or allow it with --allow-http",
+                url_without_query(&config.api_url)
+            )));
         }
         if config.max_concurrent_uploads == 0 {
             return Err(config_error("max_concurrent_uploads must be at least 1".to_owned()));
@@ -125,6 +134,7 @@ impl FileSpinClient {
                     bandwidth: config.bandwidth.map(|rate| Arc::new(bandwidth_limit(rate))),
                     counters: Arc::default(),
                 },
+                allow_http: config.allow_http,
             }),
         })
     }
@@ -338,6 +348,15 @@ impl FileSpinClient {
                 step,
                 message: format!("the form's URL {:?} is not an http(s) URL", url_without_query(&form.url)),
             })?;
+        if !transport_allowed(&url, self.inner.allow_http) {
+            return Err(TransportError::Config {
+                message: format!(
+                    "refusing to upload over plain http to {:?}: the form is a credential; allow it with \
+                     --allow-http",
+                    url_without_query(&form.url)
+                ),
+            });
+        }
         let _permit =
             self.inner.uploads.acquire().await.map_err(|_| TransportError::Config {
                 message: "the upload limiter was closed".to_owned(),

@@ -35,6 +35,26 @@ pub struct ClientConfig {
     pub bandwidth: Option<NonZeroU64>,
     /// The `User-Agent` of every request. Default `spinlift/<version>`.
     pub user_agent: String,
+    /// Allow plain `http://` to hosts other than loopback (the API, and storage URLs in forms). Default
+    /// off: the API key and the pre-signed forms are credentials.
+    pub allow_http: bool,
+}
+
+/// Whether `url` may be used: https anywhere, plain http only on loopback unless `allow_http`.
+pub(crate) fn transport_allowed(url: &url::Url, allow_http: bool) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => {
+            allow_http
+                || match url.host() {
+                    Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                }
+        }
+        _ => false,
+    }
 }
 
 impl ClientConfig {
@@ -51,6 +71,7 @@ impl ClientConfig {
             s3_rps: None,
             bandwidth: None,
             user_agent: concat!("spinlift/", env!("CARGO_PKG_VERSION")).to_owned(),
+            allow_http: false,
         }
     }
 }
@@ -181,5 +202,23 @@ mod tests {
             assert!(error.contains(why), "{text:?}: {error}");
             assert!(error.contains("50MiB/s"), "the error shows an example: {error}");
         }
+    }
+}
+
+#[cfg(test)]
+mod http_tests {
+    use super::transport_allowed;
+
+    #[test]
+    fn plain_http_only_on_loopback_unless_allowed() {
+        let ok = |u: &str, allow| transport_allowed(&url::Url::parse(u).unwrap(), allow);
+        assert!(ok("https://app.filespin.io", false));
+        assert!(ok("http://127.0.0.1:8080/", false));
+        assert!(ok("http://localhost:9000/bucket/", false));
+        assert!(ok("http://[::1]:9000/", false));
+        assert!(!ok("http://app.filespin.io", false));
+        assert!(!ok("http://10.0.0.5/", false));
+        assert!(ok("http://10.0.0.5/", true));
+        assert!(!ok("ftp://127.0.0.1/", true));
     }
 }
