@@ -18,14 +18,10 @@ fn progress(filespin: &LocalFileSpin) -> u64 {
 }
 
 fn spawn_run(filespin: &LocalFileSpin, manifest: &std::path::Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_spinlift"))
-        .env("FILESPIN_API_URL", filespin.emulator.api_url())
-        .env("FILESPIN_API_KEY", filespin.emulator.api_key())
-        .env("SPINLIFT_API_RPS", "0")
+    filespin
+        .spinlift_process()
         .args(["run", "--quiet", "--concurrency", "8"])
         .arg(manifest)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("spinlift starts")
 }
@@ -167,22 +163,15 @@ fn sigterm_stops_cleanly_with_exit_130_and_the_same_command_finishes() {
     let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![20_000; 400], seed: 12 }).unwrap();
     let report = dir.path().join("report.jsonl");
 
-    let child = Command::new(env!("CARGO_BIN_EXE_spinlift"))
-        .env("FILESPIN_API_URL", filespin.emulator.api_url())
-        .env("FILESPIN_API_KEY", filespin.emulator.api_key())
-        .env("SPINLIFT_API_RPS", "0")
+    let child = filespin
+        .spinlift_process()
         .args(["run", "--quiet", "--concurrency", "4", "--report"])
         .arg(&report)
         .arg(&set.manifest)
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while filespin.emulator.stats().registered < 20 {
-        assert!(Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    filespin.wait_for("20 registrations", |s| s.registered >= 20);
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
@@ -239,20 +228,13 @@ fn a_second_run_on_the_same_checkpoint_is_refused_while_the_first_runs() {
     let dir = tempfile::tempdir().unwrap();
     let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![100; 50], seed: 14 }).unwrap();
     // The first run is slowed to 5 API requests/s so that it is still running.
-    let mut first = Command::new(env!("CARGO_BIN_EXE_spinlift"))
-        .env("FILESPIN_API_URL", filespin.emulator.api_url())
-        .env("FILESPIN_API_KEY", filespin.emulator.api_key())
+    let mut first = filespin
+        .spinlift_process()
         .args(["run", "--quiet", "--api-rps", "5"])
         .arg(&set.manifest)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while filespin.emulator.stats().issued < 1 {
-        assert!(Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    filespin.wait_for("a first form", |s| s.issued >= 1);
 
     let second = filespin.spinlift().args(["run", "-q"]).arg(&set.manifest).output().unwrap();
 

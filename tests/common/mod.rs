@@ -39,6 +39,28 @@ impl LocalFileSpin {
         cmd
     }
 
+    /// The same, as a plain process to spawn and signal.
+    pub fn spinlift_process(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spinlift"));
+        cmd.env("FILESPIN_API_URL", self.emulator.api_url())
+            .env("FILESPIN_API_KEY", self.emulator.api_key())
+            .env("SPINLIFT_API_RPS", "0")
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    }
+
+    /// Waits until the server's stats satisfy `done` (a minute at most).
+    pub fn wait_for(&self, what: &str, done: impl Fn(spinlift_emulator::Stats) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done(self.emulator.stats()) {
+            assert!(std::time::Instant::now() < deadline, "no progress: waited a minute for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     pub fn registrations_by_id(&self) -> HashMap<String, Registration> {
         self.emulator.registrations().into_iter().map(|r| (r.asset_id.clone(), r)).collect()
     }
