@@ -90,3 +90,24 @@ fn a_missing_file_fails_alone_and_the_rest_of_the_batch_goes_on() {
     // No asset id was asked for a file that is not there.
     assert_eq!(filespin.emulator.stats().issued, 2);
 }
+
+#[test]
+fn without_a_terminal_progress_comes_as_plain_lines() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![10_000; 30], seed: 16 }).unwrap();
+
+    // stderr is a pipe here, as in a CI job or a log file.
+    let output = filespin.spinlift().args(["run", "--progress-interval", "0"]).arg(&set.manifest).output().unwrap();
+
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    let lines: Vec<_> = stderr.lines().filter(|l| l.starts_with("progress: ")).collect();
+    assert!(lines.len() >= 30, "{stderr}");
+    assert!(lines.iter().any(|l| l.contains("30/30 files")), "{stderr}");
+    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "no terminal control codes in a log");
+
+    // --quiet prints only the summary.
+    let output = filespin.spinlift().args(["run", "-q"]).arg(&set.manifest).output().unwrap();
+    assert!(!stderr_of(&output).contains("progress: "));
+}

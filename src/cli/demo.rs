@@ -57,7 +57,13 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, Box<dyn std::error::Error>> {
     // The local emulator has no request limit (the real API's 30/s is the default of `run`).
     config.api_rps = None;
     let engine = Engine::new(config)?;
-    let progress = Progress::new(set.files.len() as u64, set.total_bytes(), args.concurrency, args.quiet);
+    let progress = Progress::new(
+        set.files.len() as u64,
+        set.total_bytes(),
+        args.concurrency,
+        args.quiet,
+        std::time::Duration::from_secs(2),
+    );
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
     let report = engine.run(&manifest, &RunOptions::default(), &progress, cancel).await;

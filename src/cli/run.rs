@@ -53,6 +53,9 @@ pub(crate) struct RunArgs {
     /// No progress display.
     #[arg(long, short)]
     quiet: bool,
+    /// Seconds between progress lines when stderr is not a terminal (a log file, a CI job).
+    #[arg(long, default_value_t = 5.0)]
+    progress_interval: f64,
 }
 
 pub(crate) async fn run(args: RunArgs) -> u8 {
@@ -86,8 +89,14 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         .filter_map(|e| std::fs::metadata(manifest.root.join(&e.path)).ok())
         .map(|m| m.len())
         .sum();
-    let progress =
-        Progress::new(manifest.entries.len() as u64, total_bytes, args.concurrency as usize, args.quiet);
+    let interval = std::time::Duration::try_from_secs_f64(args.progress_interval).unwrap_or_default();
+    let progress = Progress::new(
+        manifest.entries.len() as u64,
+        total_bytes,
+        args.concurrency as usize,
+        args.quiet,
+        interval,
+    );
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
     let mut options = RunOptions::default();
