@@ -98,7 +98,8 @@ fn without_a_terminal_progress_comes_as_plain_lines() {
     let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![10_000; 30], seed: 16 }).unwrap();
 
     // stderr is a pipe here, as in a CI job or a log file.
-    let output = filespin.spinlift().args(["run", "--progress-interval", "0"]).arg(&set.manifest).output().unwrap();
+    let output =
+        filespin.spinlift().args(["run", "--progress-interval", "0"]).arg(&set.manifest).output().unwrap();
 
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     let stderr = stderr_of(&output);
