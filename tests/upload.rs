@@ -112,3 +112,40 @@ fn without_a_terminal_progress_comes_as_plain_lines() {
     let output = filespin.spinlift().args(["run", "-q"]).arg(&set.manifest).output().unwrap();
     assert!(!stderr_of(&output).contains("progress: "));
 }
+
+#[test]
+fn the_mapping_from_path_to_asset_id_can_be_rebuilt_from_the_checkpoint() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![700; 12], seed: 17 }).unwrap();
+    let report = dir.path().join("report.jsonl");
+    let output =
+        filespin.spinlift().args(["run", "-q", "--report"]).arg(&report).arg(&set.manifest).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+
+    // JSON Lines: the same lines the run wrote.
+    let rebuilt = filespin.spinlift().arg("report").arg(&set.manifest).output().unwrap();
+    assert_eq!(rebuilt.status.code(), Some(0));
+    assert_eq!(String::from_utf8(rebuilt.stdout).unwrap(), std::fs::read_to_string(&report).unwrap());
+
+    // CSV with a header, one row per entry, the asset ids FileSpin registered.
+    let csv_path = dir.path().join("map.csv");
+    let output = filespin
+        .spinlift()
+        .args(["report", "--format", "csv", "-o"])
+        .arg(&csv_path)
+        .arg(&set.manifest)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let text = std::fs::read_to_string(&csv_path).unwrap();
+    let mut rows = text.lines();
+    assert_eq!(rows.next(), Some("id,path,status,asset_id,size,checksum,error"));
+    let registrations = filespin.registrations_by_id();
+    let rows: Vec<Vec<&str>> = rows.map(|r| r.split(',').collect()).collect();
+    assert_eq!(rows.len(), set.files.len());
+    for (row, file) in rows.iter().zip(&set.files) {
+        assert_eq!((row[0], row[1], row[2]), (file.id.as_str(), file.path.as_str(), "registered"));
+        assert_eq!(registrations[row[3]].checksum, file.md5);
+    }
+}

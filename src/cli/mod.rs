@@ -5,6 +5,7 @@
 mod demo;
 mod emulator;
 mod progress;
+mod report;
 mod run;
 mod status;
 
@@ -35,6 +36,8 @@ enum Command {
     Run(run::RunArgs),
     /// Where a batch stands, from its checkpoint alone (no network).
     Status(status::StatusArgs),
+    /// The path -> asset id mapping of a batch, from its checkpoint (JSON Lines or CSV; no network).
+    Report(report::ReportArgs),
     /// Upload a generated sample set into a local FileSpin emulator and verify every byte.
     Demo(demo::DemoArgs),
     /// Run the local FileSpin emulator (API + S3 POST endpoint) until Ctrl-C.
@@ -68,6 +71,7 @@ pub(crate) fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Status(args) => status::status(args),
+            Command::Report(args) => report::report(args),
             Command::Demo(args) => demo::demo(args).await,
             Command::Emulator(args) => emulator::emulator(*args).await,
         }
