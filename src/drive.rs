@@ -1,21 +1,21 @@
 //! One entry's way through a run: core's actions performed through the transport, each state change
 //! recorded in the journal (durably where a crash would otherwise cost an extra asset).
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use rand::rngs::StdRng;
 use spinlift_core::{Action, Asset, Event, Failure, FailureKind, State, Step};
 use spinlift_manifest::journal::{Journal, Record, SourceStamp};
-use spinlift_manifest::{Entry, Manifest, ManifestError};
+use spinlift_manifest::{Entry, Manifest};
 use spinlift_transport::{RegisterOutcome, RegisterRequest, UploadForm, UploadReceipt};
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{must_be_durable, record, resume};
 use crate::clock::now;
-use crate::engine::{Engine, MAX_POST_OBJECT_SIZE};
+use crate::engine::Engine;
 use crate::observer::Observer;
 use crate::report::{EntryReport, StopReason};
+use crate::source::{Source, check_source};
 use crate::throttle::Throttle;
 
 /// What the entries of one run share.
@@ -34,13 +34,6 @@ pub(crate) struct Run<'a> {
     pub(crate) notes: Mutex<Vec<String>>,
     /// The jitter of backoffs.
     pub(crate) rng: Mutex<StdRng>,
-}
-
-/// The source file of an entry as checked before its upload.
-#[derive(Debug, Clone)]
-struct Source {
-    path: PathBuf,
-    stamp: SourceStamp,
 }
 
 impl Run<'_> {
@@ -72,7 +65,7 @@ impl Run<'_> {
         {
             return EntryReport::from_state(&entry.id, &entry.path, &r.state, None);
         }
-        let mut source = self.check_source(entry);
+        let mut source = check_source(self.manifest, entry);
         let stamp = source.as_ref().ok().map(|s| s.stamp);
         let resumed = resume(recorded.as_ref(), stamp, self.retry_failed, engine.config.limits, now());
         let (mut asset, mut form) = (resumed.asset, resumed.form);
@@ -192,7 +185,7 @@ impl Run<'_> {
                 tracing::debug!(id = %entry.id, %failure, "attempt failed");
                 last_failure_timed_out = failure.kind == FailureKind::Timeout;
                 if failure.kind == FailureKind::SourceChanged {
-                    source = self.check_source(entry);
+                    source = check_source(self.manifest, entry);
                 }
             }
             if sent_request {
@@ -272,22 +265,6 @@ impl Run<'_> {
         if let Err(e) = result {
             self.stop_with(StopReason::Journal(e.to_string()));
         }
-    }
-
-    /// The entry's file, resolved inside the root, as long as it is a regular file S3 can take.
-    fn check_source(&self, entry: &Entry) -> Result<Source, String> {
-        let path = self.manifest.resolve(entry).map_err(|e| match e {
-            ManifestError::Source { source, .. } => format!("cannot read the file: {source}"),
-            other => other.to_string(),
-        })?;
-        let meta = std::fs::metadata(&path).map_err(|e| format!("cannot read the file: {e}"))?;
-        if !meta.is_file() {
-            return Err("not a regular file".into());
-        }
-        if meta.len() > MAX_POST_OBJECT_SIZE {
-            return Err(format!("{} bytes is more than an S3 POST upload takes (5 GiB)", meta.len()));
-        }
-        Ok(Source { path, stamp: SourceStamp::of(&meta) })
     }
 }
 

@@ -28,6 +28,7 @@ mod error;
 mod observer;
 mod report;
 pub mod sample;
+mod source;
 mod throttle;
 
 pub use backoff::BackoffConfig;
@@ -36,6 +37,7 @@ pub use engine::{Engine, EngineConfig, MAX_POST_OBJECT_SIZE, RunOptions};
 pub use error::EngineError;
 pub use observer::{Observer, Silent};
 pub use report::{EntryReport, RunReport, StopReason};
+pub use source::Plan;
 pub use spinlift_core::{Failure, Limits};
 pub use spinlift_manifest::Manifest;
 pub use spinlift_transport::Secret;

@@ -113,3 +113,28 @@ fn plain_http_to_another_host_is_refused_unless_allowed() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr_of(&output).contains("--allow-http"), "{}", stderr_of(&output));
 }
+
+#[test]
+fn a_dry_run_checks_every_file_and_sends_nothing() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![1_024; 10], seed: 18 }).unwrap();
+    std::fs::remove_file(set.dir.join(&set.files[3].path)).unwrap();
+    std::fs::create_dir(set.dir.join(&set.files[3].path)).unwrap();
+
+    let output = filespin
+        .spinlift()
+        .env_remove("FILESPIN_API_KEY")
+        .args(["run", "--dry-run", "--api-rps", "30"])
+        .arg(&set.manifest)
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1), "a problem found is exit 1, as in a real run");
+    let stdout = stdout_of(&output);
+    assert!(stdout.contains("9 of 10 entries would be uploaded, 0.0 MiB"), "{stdout}");
+    assert!(stdout.contains(&format!("{}: not a regular file", set.files[3].path)), "{stdout}");
+    assert!(stdout.contains("takes at least 1 s"), "18 API calls at 30/s: {stdout}");
+    let stats = filespin.emulator.stats();
+    assert_eq!(stats.api_requests + stats.s3_requests, 0, "a dry run touches no API");
+}

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use spinlift::{
-    CancellationToken, Checkpoint, Engine, EngineConfig, Manifest, RunOptions, RunReport, Secret, StopReason,
+    CancellationToken, Checkpoint, Engine, EngineConfig, Manifest, Plan, RunOptions, RunReport, Secret,
+    StopReason,
 };
 use spinlift_core::FailureKind;
 use spinlift_transport::parse_bandwidth;
@@ -47,6 +48,10 @@ pub(crate) struct RunArgs {
     /// Keep no checkpoint journal: a re-run starts over and may upload files again.
     #[arg(long, conflicts_with = "checkpoint")]
     no_checkpoint: bool,
+    /// Check the manifest and every file, say what would be uploaded and how long the API limit makes it
+    /// take; send nothing (no API key needed).
+    #[arg(long)]
+    dry_run: bool,
     /// Try again the entries that failed for good in an earlier run.
     #[arg(long)]
     retry_failed: bool,
@@ -66,6 +71,9 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
             return EXIT_STOPPED;
         }
     };
+    if args.dry_run {
+        return dry_run(&manifest, args.api_rps);
+    }
     let Some(api_key) = args.api_key.filter(|k| !k.trim().is_empty()) else {
         eprintln!("error: no FileSpin API key: set FILESPIN_API_KEY or pass --api-key");
         return EXIT_STOPPED;
@@ -123,6 +131,32 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         code = code.max(EXIT_FAILED_ASSETS);
     }
     code
+}
+
+/// `run --dry-run`: what a run would upload, from the manifest and the files alone.
+fn dry_run(manifest: &Manifest, api_rps: u32) -> u8 {
+    let plan = Plan::of(manifest);
+    println!(
+        "dry run: {} of {} entries would be uploaded, {:.1} MiB",
+        plan.files,
+        manifest.entries.len(),
+        plan.bytes as f64 / 1048576.0
+    );
+    if let Some(secs) = plan.api_bound_secs(api_rps) {
+        println!(
+            "at {api_rps} API requests/s (two per file) the run takes at least {:.0} s ({:.1} h); \
+             large files may be bound by bandwidth instead",
+            secs,
+            secs / 3600.0
+        );
+    }
+    for (path, reason) in plan.problems.iter().take(20) {
+        println!("  would fail: {path}: {reason}");
+    }
+    if plan.problems.len() > 20 {
+        println!("  … and {} more", plan.problems.len() - 20);
+    }
+    if plan.problems.is_empty() { EXIT_OK } else { EXIT_FAILED_ASSETS }
 }
 
 /// Prints the summary and the failures; returns the exit code.
