@@ -138,3 +138,47 @@ fn a_dry_run_checks_every_file_and_sends_nothing() {
     let stats = filespin.emulator.stats();
     assert_eq!(stats.api_requests + stats.s3_requests, 0, "a dry run touches no API");
 }
+
+#[test]
+fn secrets_stay_out_of_every_output_even_at_trace_level() {
+    let key = "sk-live-7d1e0c44b9aa";
+    // The key stops working after the three forms were issued: the run uploads, then stops at the
+    // registrations, so the checkpoint keeps the pre-signed forms it used.
+    let faults = spinlift_emulator::FaultConfig::parse("key_invalid_after=3").unwrap();
+    let filespin =
+        LocalFileSpin::with(EmulatorConfig { api_key: key.into(), faults, ..EmulatorConfig::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![2_000, 0, 70_000], seed: 19 }).unwrap();
+    let report = dir.path().join("report.jsonl");
+
+    let output = filespin
+        .spinlift()
+        .env("RUST_LOG", "trace")
+        .args(["run", "--progress-interval", "0", "--report"])
+        .arg(&report)
+        .arg(&set.manifest)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+
+    // The pre-signed forms are in the checkpoint (0600, on purpose); their signatures and policies
+    // must be nowhere else.
+    let checkpoint =
+        std::fs::read_to_string(spinlift::Checkpoint::default().path_for(&set.manifest).unwrap())
+            .unwrap_or_default();
+    let mut secrets = vec![key.to_owned()];
+    for line in checkpoint.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for field in v["form"]["fields"].as_array().into_iter().flatten() {
+            if matches!(field[0].as_str(), Some("x-amz-signature" | "policy")) {
+                secrets.push(field[1].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let everything =
+        format!("{}{}{}", stderr_of(&output), stdout_of(&output), std::fs::read_to_string(&report).unwrap());
+    assert!(everything.contains("TRACE"), "trace logging was on");
+    for secret in &secrets {
+        assert!(!everything.contains(secret.as_str()), "a secret leaked: {}…", &secret[..8]);
+    }
+}
