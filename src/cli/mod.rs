@@ -7,6 +7,7 @@ mod emulator;
 mod progress;
 mod report;
 mod run;
+mod scan;
 mod status;
 
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a manifest listing a directory tree (with --include/--exclude globs).
+    Scan(scan::ScanArgs),
     /// Upload every entry of a manifest into FileSpin.
     Run(run::RunArgs),
     /// Where a batch stands, from its checkpoint alone (no network).
@@ -70,6 +73,7 @@ pub(crate) fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
+            Command::Scan(args) => scan::scan(args),
             Command::Run(args) => run::run(args).await,
             Command::Status(args) => status::status(args),
             Command::Report(args) => report::report(args),

@@ -85,6 +85,14 @@ struct RawEntry {
     id: Option<String>,
     #[serde(default)]
     filename: Option<String>,
+    /// The file's size when it was scanned (informational).
+    #[serde(default)]
+    #[allow(dead_code)]
+    size: Option<u64>,
+    /// The file's modification time when it was scanned, ms since the epoch (informational).
+    #[serde(default)]
+    #[allow(dead_code)]
+    mtime_ms: Option<i64>,
 }
 
 impl Manifest {
