@@ -215,6 +215,9 @@ impl Run<'_> {
                 self.checkpoint(entry, &asset, form.as_ref(), stamp).await;
             }
         }
+        if let State::Failed { failure, .. } = asset.state() {
+            tracing::info!(id = %entry.id, path = %entry.path, %failure, "entry failed");
+        }
         let note = if asset.state().is_final() { None } else { self.stop_note() };
         EntryReport::from_state(&entry.id, &entry.path, asset.state(), note.as_ref())
     }

@@ -149,3 +149,35 @@ fn the_mapping_from_path_to_asset_id_can_be_rebuilt_from_the_checkpoint() {
         assert_eq!(registrations[row[3]].checksum, file.md5);
     }
 }
+
+#[test]
+fn logs_go_to_a_file_as_json_lines_when_asked() {
+    let filespin = LocalFileSpin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![100; 3], seed: 20 }).unwrap();
+    std::fs::remove_file(set.dir.join(&set.files[0].path)).unwrap();
+    let log = dir.path().join("spinlift.log");
+
+    let output = filespin
+        .spinlift()
+        .env("RUST_LOG", "debug")
+        .args(["run", "-q", "--log-format", "json", "--log-file"])
+        .arg(&log)
+        .arg(&set.manifest)
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1), "one file is missing");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("each log line is JSON")).collect();
+    let missing = &set.files[0].path;
+    assert!(
+        lines.iter().any(|l| l["level"] == "INFO"
+            && l["fields"]["message"] == "entry failed"
+            && l["fields"]["path"] == missing.as_str()),
+        "{text}"
+    );
+    assert!(lines.iter().any(|l| l["level"] == "DEBUG"), "RUST_LOG=debug reached the file: {text}");
+    assert!(!stderr_of(&output).contains("entry failed"), "logs went to the file, not stderr");
+}
