@@ -105,6 +105,17 @@ impl UploadForm {
         {
             return Err(format!("storage.protocol is {protocol:?}; only POST forms are supported"));
         }
+        // The page shows `"storage_type": "AMAZON_S3"` and no other value; what a form for other storage
+        // (Azure, GCS) looks like it does not say. A POST form is only sent where the answer names S3
+        // (`AMAZON_S3`, or a spelling such as `S3`/`AWS_S3`), or names nothing.
+        if let Some(kind) = &storage.storage_type
+            && !kind.is_empty()
+            && !kind.to_ascii_uppercase().contains("S3")
+        {
+            return Err(format!(
+                "storage.storage_type is {kind:?}; spinlift uploads only to S3 POST forms (AMAZON_S3)"
+            ));
+        }
         let expiry_secs = match storage.expiry {
             None | Some(serde_json::Value::Null) => DOCUMENTED_EXPIRY_SECS,
             Some(serde_json::Value::Number(n)) => match n.as_i64() {
@@ -227,17 +238,33 @@ impl<'de> Deserialize<'de> for OrderedFields {
     }
 }
 
-/// What spinlift reads from an AWS POST policy (the base64 `policy` field): its expiration and the
-/// `content-length-range` condition (AWS S3, "Creating a POST policy").
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Policy {
-    pub(crate) expiration: Option<UnixMillis>,
-    pub(crate) max_size: Option<u64>,
+/// What spinlift reads from an AWS POST policy (the base64 `policy` field of a form): its expiration and
+/// the `content-length-range` condition (AWS S3, "Creating a POST policy"). Used to refuse a file the
+/// policy would reject before any byte is sent, and to trust the earlier of two expiries.
+///
+/// ```
+/// use base64::Engine as _;
+/// let json = r#"{"expiration": "2024-05-16T15:43:02Z",
+///               "conditions": [["content-length-range", 0, 1048576]]}"#;
+/// let field = base64::engine::general_purpose::STANDARD.encode(json);
+/// let policy = spinlift_transport::Policy::decode(&field).unwrap();
+/// assert_eq!(policy.max_size, Some(1_048_576));
+/// assert!(policy.expiration.is_some());
+/// assert_eq!(spinlift_transport::Policy::decode("not base64 JSON"), None);
+/// ```
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Policy {
+    /// The policy's `expiration`, when it has a readable one.
+    pub expiration: Option<UnixMillis>,
+    /// The smallest upper bound of its `content-length-range` conditions, if any.
+    pub max_size: Option<u64>,
 }
 
 impl Policy {
     /// Decodes a policy field; `None` when it is not base64 JSON (then the form is taken as opaque).
-    pub(crate) fn decode(field: &str) -> Option<Policy> {
+    /// Never panics, whatever the input.
+    pub fn decode(field: &str) -> Option<Policy> {
         let compact: String = field.chars().filter(|c| !c.is_whitespace()).collect();
         let lenient = base64::engine::GeneralPurpose::new(
             &base64::alphabet::STANDARD,
@@ -371,6 +398,7 @@ mod tests {
             (answer("x").replace("https://my-bucket", "ftp://my-bucket"), "not an http(s) URL"),
             (answer("x").replace("https://my-bucket.s3.amazonaws.com/", "::"), "storage.url is not a URL"),
             (answer("x").replace(r#""protocol": "POST""#, r#""protocol": "PUT""#), "only POST"),
+            (answer("x").replace(r#""AMAZON_S3""#, r#""AZURE_BLOB""#), "only to S3 POST forms"),
             (
                 answer("x").replace(r#""x-amz-date": "20240515T154302Z""#, r#""x-amz-date": {}"#),
                 "storage.fields.x-amz-date",

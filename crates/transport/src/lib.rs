@@ -98,7 +98,7 @@ mod stats;
 pub use client::FileSpinClient;
 pub use config::{ClientConfig, parse_bandwidth};
 pub use error::TransportError;
-pub use form::UploadForm;
+pub use form::{Policy, UploadForm};
 pub use register::{RegisterOutcome, RegisterRequest, UploadReceipt};
 pub use secret::Secret;
 pub use stats::TransportStats;
