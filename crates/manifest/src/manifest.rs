@@ -1,6 +1,5 @@
 //! The manifest: its file formats, its entries and their validation.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -77,6 +76,13 @@ struct RawHeader {
     service_data: Option<serde_json::Value>,
 }
 
+/// A JSON Lines manifest without a header line: the current version, the manifest's directory as root.
+impl Default for RawHeader {
+    fn default() -> Self {
+        RawHeader { version: VERSION, root: None, service_data: None }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEntry {
@@ -97,51 +103,133 @@ struct RawEntry {
 
 impl Manifest {
     /// Reads and validates the manifest at `path`; the format follows the file's extension.
+    ///
+    /// A JSON Lines manifest is read line by line (the file is never held whole in memory); a JSON
+    /// manifest is one document and is read at once: use JSON Lines for very large batches.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+        let read_error = |source| ManifestError::Read { path: path.to_path_buf(), source };
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let mut m = Self::parse(&text, Format::from_path(path), &dir).map_err(|e| with_source(e, path))?;
+        let parsed = match Format::from_path(path) {
+            Format::Json => {
+                let text = std::fs::read_to_string(path).map_err(read_error)?;
+                Self::parse(&text, Format::Json, &dir)
+            }
+            Format::JsonLines => {
+                let file = std::fs::File::open(path).map_err(read_error)?;
+                Self::read_lines(std::io::BufReader::with_capacity(256 * 1024, file), &dir)
+            }
+        };
+        let mut m = parsed.map_err(|e| with_source(e, path))?;
         m.source = path.to_path_buf();
         Ok(m)
     }
 
     /// Parses and validates manifest text; a relative `root` (and the default root) is taken from `dir`.
     pub fn parse(text: &str, format: Format, dir: &Path) -> Result<Manifest, ManifestError> {
-        let source = PathBuf::from("<manifest>");
-        let syntax = |e: serde_json::Error, line_offset: usize| ManifestError::Syntax {
-            path: source.clone(),
-            position: Position::LineColumn { line: e.line() + line_offset, column: e.column() },
-            message: strip_position(&e.to_string()),
-        };
-        let (header, raw) = match format {
+        match format {
             Format::Json => {
                 let m: RawManifest = serde_json::from_str(text).map_err(|e| syntax(e, 0))?;
                 let header = RawHeader { version: m.version, root: m.root, service_data: m.service_data };
-                (header, m.assets.into_iter().map(|e| (e, None)).collect::<Vec<_>>())
-            }
-            Format::JsonLines => {
-                let mut header = None;
-                let mut raw = Vec::new();
-                for (i, line) in text.lines().enumerate() {
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    if header.is_none() && raw.is_empty() && is_header(line) {
-                        header = Some(serde_json::from_str::<RawHeader>(line).map_err(|e| syntax(e, i))?);
-                        continue;
-                    }
-                    let entry: RawEntry = serde_json::from_str(line).map_err(|e| syntax(e, i))?;
-                    raw.push((entry, Some(i + 1)));
+                let mut builder = Builder::new(header, dir, m.assets.len())?;
+                for entry in m.assets {
+                    builder.push(entry, None)?;
                 }
-                let header = header.unwrap_or(RawHeader { version: VERSION, root: None, service_data: None });
-                (header, raw)
+                builder.finish()
             }
-        };
-        let manifest_error = |message: String| ManifestError::Manifest { path: source.clone(), message };
+            Format::JsonLines => Self::read_lines(text.as_bytes(), dir),
+        }
+    }
+
+    /// Parses and validates a JSON Lines manifest from `reader`, one line at a time: memory holds the
+    /// entries, never the text.
+    pub fn read_lines(mut reader: impl std::io::BufRead, dir: &Path) -> Result<Manifest, ManifestError> {
+        let mut builder: Option<Builder> = None;
+        let mut line = String::new();
+        let mut number = 0;
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).map_err(|e| ManifestError::Syntax {
+                path: PathBuf::from(SOURCE),
+                position: Position::LineColumn { line: number + 1, column: 1 },
+                message: format!("cannot read this line: {e}"),
+            })?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            let text = line.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let offset = number - 1;
+            if builder.is_none() && is_header(text) {
+                let header = serde_json::from_str::<RawHeader>(text).map_err(|e| syntax(e, offset))?;
+                builder = Some(Builder::new(header, dir, 0)?);
+                continue;
+            }
+            let entry: RawEntry = serde_json::from_str(text).map_err(|e| syntax(e, offset))?;
+            let builder = match &mut builder {
+                Some(b) => b,
+                None => builder.insert(Builder::new(RawHeader::default(), dir, 0)?),
+            };
+            builder.push(entry, Some(number))?;
+        }
+        match builder {
+            Some(b) => b.finish(),
+            None => Err(manifest_error("the manifest lists no assets".into())),
+        }
+    }
+
+    /// The file of `entry` on disk, refused when it leaves the root once symlinks are followed.
+    pub fn resolve(&self, entry: &Entry) -> Result<PathBuf, ManifestError> {
+        resolve_within(&self.root, &entry.path)
+    }
+}
+
+/// The name errors carry until [`Manifest::load`] puts the file's path in.
+const SOURCE: &str = "<manifest>";
+
+fn syntax(e: serde_json::Error, line_offset: usize) -> ManifestError {
+    let message = strip_position(&e.to_string());
+    let message = match suggest_field(&message) {
+        Some(known) => format!("{message} (did you mean `{known}`?)"),
+        None => message,
+    };
+    ManifestError::Syntax {
+        path: PathBuf::from(SOURCE),
+        position: Position::LineColumn { line: e.line() + line_offset, column: e.column() },
+        message,
+    }
+}
+
+fn manifest_error(message: String) -> ManifestError {
+    ManifestError::Manifest { path: PathBuf::from(SOURCE), message }
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the known field closest to `x`, when it
+/// is close enough to be a typo.
+fn suggest_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let known = rest.split('`').skip(1).step_by(2);
+    let (distance, best) = known
+        .map(|k| (strsim::damerau_levenshtein(&unknown.to_ascii_lowercase(), k), k))
+        .min_by_key(|(d, _)| *d)?;
+    (distance <= unknown.len().max(3) / 3 + 1 && distance < best.len()).then_some(best)
+}
+
+/// Validates entries as they come, against the header read before them.
+struct Builder {
+    root: PathBuf,
+    service_data: Option<serde_json::Value>,
+    entries: Vec<Entry>,
+}
+
+impl Builder {
+    fn new(header: RawHeader, dir: &Path, capacity: usize) -> Result<Builder, ManifestError> {
         if header.version != VERSION {
             return Err(manifest_error(format!(
                 "unsupported version {}: this spinlift reads version {VERSION}",
@@ -153,63 +241,81 @@ impl Manifest {
         {
             return Err(manifest_error("`service_data` must be a JSON object".into()));
         }
-        if raw.is_empty() {
-            return Err(manifest_error("the manifest lists no assets".into()));
-        }
         let root = match header.root {
             Some(r) if Path::new(&r).is_absolute() => PathBuf::from(r),
             Some(r) => dir.join(r),
             None => dir.to_path_buf(),
         };
-
-        let mut entries = Vec::with_capacity(raw.len());
-        let mut seen: HashMap<String, usize> = HashMap::with_capacity(raw.len());
-        for (index, (e, line)) in raw.into_iter().enumerate() {
-            let position = Position::Entry { index, line };
-            let invalid = |message: String| ManifestError::Invalid {
-                path: source.clone(),
-                position: position.clone(),
-                message,
-            };
-            if e.path.is_empty() {
-                return Err(invalid("`path` is empty".into()));
-            }
-            if escapes_root(&root, &e.path) {
-                return Err(invalid(format!(
-                    "path {:?} is outside the manifest's root {}; paths must stay inside the root",
-                    e.path,
-                    root.display()
-                )));
-            }
-            let filename = match e.filename {
-                Some(f) => f,
-                None => Path::new(&e.path)
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            };
-            if filename.is_empty() || filename.contains('/') {
-                return Err(invalid(format!("filename {filename:?} must be a non-empty name without '/'")));
-            }
-            let id = e.id.unwrap_or_else(|| e.path.clone());
-            if id.is_empty() {
-                return Err(invalid("`id` is empty".into()));
-            }
-            if let Some(first) = seen.insert(id.clone(), index) {
-                let first_pos = &entries.get(first).map(|e: &Entry| e.position.clone());
-                let first_at = first_pos.as_ref().map(|p| p.to_string()).unwrap_or_default();
-                return Err(invalid(format!(
-                    "duplicate id {id:?}: first used at {first_at}; ids must be unique"
-                )));
-            }
-            entries.push(Entry { id, path: e.path, filename, position });
-        }
-        Ok(Manifest { source, root, service_data: header.service_data, entries })
+        Ok(Builder { root, service_data: header.service_data, entries: Vec::with_capacity(capacity) })
     }
 
-    /// The file of `entry` on disk, refused when it leaves the root once symlinks are followed.
-    pub fn resolve(&self, entry: &Entry) -> Result<PathBuf, ManifestError> {
-        resolve_within(&self.root, &entry.path)
+    fn push(&mut self, e: RawEntry, line: Option<usize>) -> Result<(), ManifestError> {
+        let position = Position::Entry { index: self.entries.len(), line };
+        let invalid = |message: String| ManifestError::Invalid {
+            path: PathBuf::from(SOURCE),
+            position: position.clone(),
+            message,
+        };
+        if e.path.is_empty() {
+            return Err(invalid("`path` is empty".into()));
+        }
+        if escapes_root(&self.root, &e.path) {
+            return Err(invalid(format!(
+                "path {:?} is outside the manifest's root {}; paths must stay inside the root",
+                e.path,
+                self.root.display()
+            )));
+        }
+        let filename = match e.filename {
+            Some(f) => f,
+            None => {
+                Path::new(&e.path).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+            }
+        };
+        if filename.is_empty() || filename.contains('/') {
+            return Err(invalid(format!("filename {filename:?} must be a non-empty name without '/'")));
+        }
+        let id = e.id.unwrap_or_else(|| e.path.clone());
+        if id.is_empty() {
+            return Err(invalid("`id` is empty".into()));
+        }
+        self.entries.push(Entry { id, path: e.path, filename, position });
+        Ok(())
+    }
+
+    /// Refuses an empty manifest and duplicate ids (found by sorting indices, not by a second copy of
+    /// every id: a million-entry manifest costs 4 bytes an entry here).
+    fn finish(self) -> Result<Manifest, ManifestError> {
+        if self.entries.is_empty() {
+            return Err(manifest_error("the manifest lists no assets".into()));
+        }
+        let entries = self.entries;
+        let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+        order.sort_by(|&a, &b| entries[a as usize].id.cmp(&entries[b as usize].id).then(a.cmp(&b)));
+        // Of all duplicates, the one a reader meets first in the file is reported.
+        let duplicate = order
+            .windows(2)
+            .filter(|w| entries[w[0] as usize].id == entries[w[1] as usize].id)
+            .map(|w| (w[0] as usize, w[1] as usize))
+            .min_by_key(|&(_, second)| second);
+        drop(order);
+        if let Some((first, second)) = duplicate {
+            let e = &entries[second];
+            return Err(ManifestError::Invalid {
+                path: PathBuf::from(SOURCE),
+                position: e.position.clone(),
+                message: format!(
+                    "duplicate id {:?}: first used at {}; ids must be unique",
+                    e.id, entries[first].position
+                ),
+            });
+        }
+        Ok(Manifest {
+            source: PathBuf::from(SOURCE),
+            root: self.root,
+            service_data: self.service_data,
+            entries,
+        })
     }
 }
 

@@ -48,6 +48,44 @@ fn unknown_fields_list_the_known_ones() {
 }
 
 #[test]
+fn a_misspelt_field_gets_a_suggestion_and_a_foreign_one_does_not() {
+    let err = parse(r#"{"version":1,"assets":[{"pth":"a"}]}"#).unwrap_err().to_string();
+    assert!(err.contains("did you mean `path`?"), "{err}");
+    let err = parse(r#"{"version":1,"assets":[{"path":"a","fileName":"b"}]}"#).unwrap_err().to_string();
+    assert!(err.contains("did you mean `filename`?"), "{err}");
+    let err = parse(r#"{"version":1,"servce_data":{},"assets":[{"path":"a"}]}"#).unwrap_err().to_string();
+    assert!(err.contains("did you mean `service_data`?"), "{err}");
+    let err = parse(r#"{"version":1,"assets":[{"path":"a","colour":"red"}]}"#).unwrap_err().to_string();
+    assert!(err.contains("unknown field `colour`") && !err.contains("did you mean"), "{err}");
+}
+
+#[test]
+fn json_lines_are_read_from_a_reader_line_by_line() {
+    let dir = Path::new("/data");
+    let text =
+        "{\"version\":1,\"root\":\"photos\"}\n\n{\"path\":\"a.jpg\"}\r\n{\"path\":\"b/c.jpg\",\"id\":\"c\"}";
+    let m = Manifest::read_lines(std::io::BufReader::with_capacity(7, text.as_bytes()), dir).unwrap();
+    assert_eq!(m.root, Path::new("/data/photos"));
+    let got: Vec<_> =
+        m.entries.iter().map(|e| (e.id.as_str(), e.filename.as_str(), e.position.to_string())).collect();
+    assert_eq!(
+        got,
+        [("a.jpg", "a.jpg", "line 3 (entry 0)".to_owned()), ("c", "c.jpg", "line 4 (entry 1)".to_owned())]
+    );
+}
+
+#[test]
+fn of_several_duplicates_the_first_met_is_reported() {
+    let err = parse_lines("{\"path\":\"z\"}\n{\"path\":\"a\"}\n{\"path\":\"z\"}\n{\"path\":\"a\"}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("line 3 (entry 2)") && err.contains("\"z\"") && err.contains("line 1 (entry 0)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn duplicate_ids_name_both_entries() {
     let err = parse(r#"{"version":1,"assets":[{"path":"a","id":"x"},{"path":"b"},{"path":"c","id":"x"}]}"#)
         .unwrap_err()
