@@ -162,8 +162,12 @@ impl Run<'_> {
                     }
                 },
                 Action::Register { asset_id, size, md5, started_at, completed_at } => {
+                    let own_rate =
+                        (size as f64 * 1000.0) / started_at.millis_until(completed_at).max(1) as f64;
+                    let rate = self.throttle.upload_rate().unwrap_or(own_rate);
                     let receipt = UploadReceipt { size, md5, started_at, completed_at };
-                    let request = RegisterRequest::new(asset_id, &receipt, self.service_data.clone());
+                    let request =
+                        RegisterRequest::new(asset_id, &receipt, with_bandwidth(&self.service_data, rate));
                     let slot = self.throttle.slot().await;
                     let result = engine.client.register(&request).await;
                     drop(slot);
@@ -271,8 +275,37 @@ impl Run<'_> {
     }
 }
 
+/// `service_data` with `network_bandwidth` filled in from the upload rate this run measured, unless the
+/// caller set it. The page's example (developers.filespin.io, "Get Storage Upload URL") shows
+/// `"network_bandwidth": 50` and names no unit; we send whole megabits per second (at least 1), the
+/// usual unit of a network's bandwidth.
+pub(crate) fn with_bandwidth(service_data: &serde_json::Value, bytes_per_second: f64) -> serde_json::Value {
+    let mut data = service_data.clone();
+    if let Some(object) = data.as_object_mut()
+        && !object.contains_key("network_bandwidth")
+    {
+        let mbps = (bytes_per_second * 8.0 / 1e6).round().max(1.0);
+        object.insert("network_bandwidth".into(), serde_json::json!(mbps as u64));
+    }
+    data
+}
+
 impl std::fmt::Debug for Run<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Run").field("manifest", &self.manifest.source).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_bandwidth;
+
+    #[test]
+    fn network_bandwidth_is_whole_megabits_unless_the_caller_set_it() {
+        let data = serde_json::json!({"app": "x"});
+        assert_eq!(with_bandwidth(&data, 6_250_000.0)["network_bandwidth"], 50);
+        assert_eq!(with_bandwidth(&data, 10.0)["network_bandwidth"], 1);
+        let set = serde_json::json!({"app": "x", "network_bandwidth": 7});
+        assert_eq!(with_bandwidth(&set, 6_250_000.0)["network_bandwidth"], 7);
     }
 }

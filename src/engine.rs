@@ -1,7 +1,7 @@
 //! The engine: drives every entry's state machine through the transport, a bounded number at a time.
 
 use std::num::{NonZeroU32, NonZeroU64};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use spinlift_core::{Limits, State};
 use spinlift_manifest::Manifest;
-use spinlift_manifest::journal::{Journal, JournalOptions, fingerprint_ids, replay};
+use spinlift_manifest::journal::{Journal, JournalOptions, Sink, fingerprint_ids, replay};
 use spinlift_transport::{ClientConfig, FileSpinClient, Secret};
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +17,7 @@ use crate::backoff::BackoffConfig;
 use crate::checkpoint::{Checkpoint, reconcile_notes};
 use crate::drive::Run;
 use crate::error::EngineError;
+use crate::events::{ProgressSender, RunHandle};
 use crate::observer::Observer;
 use crate::report::{EntryReport, RunReport, StopReason};
 use crate::throttle::Throttle;
@@ -87,10 +88,15 @@ impl EngineConfig {
 pub struct Engine {
     pub(crate) client: FileSpinClient,
     pub(crate) config: EngineConfig,
+    /// What [`Engine::spawn`] runs with (set by the builder).
+    pub(crate) options: RunOptions,
 }
 
+/// Wraps the checkpoint journal's file before the run's first record (see [`RunOptions::journal_sink`]).
+pub type JournalSinkFn = Arc<dyn Fn(std::fs::File) -> Box<dyn Sink> + Send + Sync>;
+
 /// How one run goes, beyond the engine's configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct RunOptions {
     /// Where the checkpoint journal lives.
@@ -100,6 +106,9 @@ pub struct RunOptions {
     /// After cancellation, how long requests in flight may take to finish before they are dropped
     /// (their entries resume from the journal next time).
     pub grace: Duration,
+    /// Wraps the journal file, e.g. in a [`Sink`] that fails like a full disk: how the tests show that
+    /// a run stops safely when its checkpoint cannot be written. `None` (the default) writes the file.
+    pub journal_sink: Option<JournalSinkFn>,
 }
 
 impl Default for RunOptions {
@@ -108,7 +117,19 @@ impl Default for RunOptions {
             checkpoint: Checkpoint::BesideManifest,
             retry_failed: false,
             grace: Duration::from_secs(10),
+            journal_sink: None,
         }
+    }
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("checkpoint", &self.checkpoint)
+            .field("retry_failed", &self.retry_failed)
+            .field("grace", &self.grace)
+            .field("journal_sink", &self.journal_sink.as_ref().map(|_| "…"))
+            .finish()
     }
 }
 
@@ -147,12 +168,41 @@ impl Engine {
         client_config.bandwidth = config.bandwidth;
         client_config.allow_http = config.allow_http;
         let client = FileSpinClient::new(client_config)?;
-        Ok(Engine { client, config })
+        Ok(Engine { client, config, options: RunOptions::default() })
+    }
+
+    /// An engine configured step by step; see [`EngineBuilder`].
+    pub fn builder(api_url: impl Into<String>, api_key: Secret) -> EngineBuilder {
+        EngineBuilder { config: EngineConfig::new(api_url, api_key), options: RunOptions::default() }
     }
 
     /// The configuration this engine runs with.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The run options [`Engine::spawn`] uses (the builder's checkpoint, retry and grace settings).
+    pub fn options(&self) -> &RunOptions {
+        &self.options
+    }
+
+    /// Starts a run of `manifest` on the current tokio runtime with the builder's options, and returns
+    /// at once: the [`RunHandle`] streams [`Progress`](crate::Progress) events, cancels, and gives the
+    /// report. A program that prefers callbacks calls [`Engine::run`] with an
+    /// [`Observer`] instead.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn spawn(&self, manifest: Manifest) -> RunHandle {
+        let (sender, events) = ProgressSender::channel();
+        let cancel = CancellationToken::new();
+        let engine = self.clone();
+        let token = cancel.clone();
+        let task = tokio::spawn(async move {
+            let options = engine.options.clone();
+            engine.run(&manifest, &options, &sender, token).await
+        });
+        RunHandle { events, cancel, task }
     }
 
     /// Uploads every entry of `manifest` that is not registered yet, carrying on from the checkpoint
@@ -171,6 +221,13 @@ impl Engine {
         let started = Instant::now();
         let ids: Vec<&str> = manifest.entries.iter().map(|e| e.id.as_str()).collect();
         let fingerprint = fingerprint_ids(ids.iter().copied());
+        if options.checkpoint == Checkpoint::BesideManifest && manifest.source.file_name().is_none() {
+            return Err(EngineError::Config(
+                "this manifest was not read from a file, so it has no place for a checkpoint beside it: \
+                 give a checkpoint path (Checkpoint::At) or run without one (Checkpoint::Off)"
+                    .into(),
+            ));
+        }
         let journal_path = options.checkpoint.path_for(&manifest.source);
         let mut notes = Vec::new();
         let mut _lock = None;
@@ -186,8 +243,20 @@ impl Engine {
                 for note in &notes {
                     tracing::warn!("{note}");
                 }
-                let journal =
-                    Journal::open(path, &fingerprint, replayed.as_ref(), JournalOptions::default()).await?;
+                let journal = match &options.journal_sink {
+                    None => {
+                        Journal::open(path, &fingerprint, replayed.as_ref(), JournalOptions::default())
+                            .await?
+                    }
+                    Some(wrap) => {
+                        let wrap = wrap.clone();
+                        let options = JournalOptions::default();
+                        Journal::open_with_sink(path, &fingerprint, replayed.as_ref(), options, move |f| {
+                            wrap(f)
+                        })
+                        .await?
+                    }
+                };
                 (Some(journal), replayed.unwrap_or_default())
             }
             None => (None, Default::default()),
@@ -210,8 +279,11 @@ impl Engine {
         let mut entries: Vec<Option<EntryReport>> = vec![None; manifest.entries.len()];
         {
             let run = &run;
-            let mut outcomes = futures::stream::iter(manifest.entries.iter().enumerate())
-                .map(|(i, entry)| {
+            // By index, not by `&Entry`: a closure over a borrowed argument is not provably `Send` for
+            // every lifetime, and `Engine::spawn` needs the run to be (rust-lang/rust#102211).
+            let mut outcomes = futures::stream::iter(0..manifest.entries.len())
+                .map(|i| {
+                    let entry = &manifest.entries[i];
                     let recorded = replayed.take(&entry.id);
                     async move { (i, run.drive(entry, recorded).await) }
                 })
@@ -258,5 +330,109 @@ impl Engine {
             .collect();
         notes.extend(run.notes.into_inner().unwrap_or_else(|e| e.into_inner()));
         Ok(RunReport { entries, stopped, notes, elapsed: started.elapsed() })
+    }
+}
+
+/// Builds an [`Engine`] step by step: the configuration ([`EngineConfig`]) and the options
+/// [`Engine::spawn`] runs with ([`RunOptions`]).
+///
+/// ```
+/// use spinlift::{Engine, Secret};
+///
+/// let engine = Engine::builder("https://app.filespin.io", Secret::new("my-api-key"))
+///     .concurrency(32)
+///     .checkpoint("/var/lib/migration/photos.checkpoint")
+///     .api_rps(30)
+///     .build()?;
+/// assert_eq!(engine.config().concurrency, 32);
+/// # Ok::<(), spinlift::EngineError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct EngineBuilder {
+    config: EngineConfig,
+    options: RunOptions,
+}
+
+impl EngineBuilder {
+    /// Assets in flight at once (default 16).
+    pub fn concurrency(mut self, assets: usize) -> Self {
+        self.config.concurrency = assets;
+        self
+    }
+
+    /// Per-asset attempt limits (default: [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Backoff between attempts.
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.config.backoff = backoff;
+        self
+    }
+
+    /// FileSpin API requests per second over both API calls; 0 for no limit (default 30, FileSpin's
+    /// documented limit for most APIs).
+    pub fn api_rps(mut self, rps: u32) -> Self {
+        self.config.api_rps = NonZeroU32::new(rps);
+        self
+    }
+
+    /// S3 POSTs started per second; 0 for no limit (the default).
+    pub fn s3_rps(mut self, rps: u32) -> Self {
+        self.config.s3_rps = NonZeroU32::new(rps);
+        self
+    }
+
+    /// Upload bandwidth over all uploads together, bytes per second; 0 for no limit (the default).
+    pub fn bandwidth(mut self, bytes_per_second: u64) -> Self {
+        self.config.bandwidth = NonZeroU64::new(bytes_per_second);
+        self
+    }
+
+    /// `service_data` sent with each registration when the manifest has none (a JSON object).
+    pub fn service_data(mut self, service_data: serde_json::Value) -> Self {
+        self.config.service_data = service_data;
+        self
+    }
+
+    /// Allows plain `http://` to hosts other than loopback.
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.config.allow_http = allow;
+        self
+    }
+
+    /// Keeps the checkpoint journal at `path` (default: beside the manifest file).
+    pub fn checkpoint(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.options.checkpoint = Checkpoint::At(path.into());
+        self
+    }
+
+    /// Keeps no checkpoint journal: a re-run starts over and may upload files again.
+    pub fn no_checkpoint(mut self) -> Self {
+        self.options.checkpoint = Checkpoint::Off;
+        self
+    }
+
+    /// Tries again the entries that failed for good in an earlier run.
+    pub fn retry_failed(mut self, retry: bool) -> Self {
+        self.options.retry_failed = retry;
+        self
+    }
+
+    /// How long requests in flight may finish after a cancellation (default 10 s).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.options.grace = grace;
+        self
+    }
+
+    /// The engine; refused when the configuration cannot work (no concurrency, a URL that is not
+    /// http(s), plain http to a remote host without [`allow_http`](Self::allow_http)).
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let mut engine = Engine::new(self.config)?;
+        engine.options = self.options;
+        Ok(engine)
     }
 }

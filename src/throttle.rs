@@ -113,6 +113,12 @@ impl Throttle {
         self.with(|s| s.upload_rate = Some(s.upload_rate.map_or(rate, |r| 0.8 * r + 0.2 * rate)));
     }
 
+    /// The upload rate seen so far (bytes per second of one upload), once an upload large enough to
+    /// say was measured.
+    pub(crate) fn upload_rate(&self) -> Option<f64> {
+        self.with(|s| s.upload_rate)
+    }
+
     /// How long an upload of `bytes` is expected to take at the rate seen so far, with a safety factor of
     /// two, in milliseconds; `None` before any rate was measured.
     pub(crate) fn expected_upload_ms(&self, bytes: u64) -> Option<i64> {

@@ -30,7 +30,7 @@ mod manifest;
 mod paths;
 
 pub use error::{ManifestError, Position};
-pub use manifest::{Entry, Format, Manifest, VERSION};
+pub use manifest::{Entry, Format, Manifest, ManifestBuilder, VERSION};
 pub use paths::{escapes_root, resolve_within};
 
 pub mod journal;

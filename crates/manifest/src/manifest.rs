@@ -189,6 +189,85 @@ impl Manifest {
     }
 }
 
+/// A manifest built in code, for a program that lists its files itself (a database query, an
+/// object listing) instead of writing a manifest file. Entries are validated as they are added, by the
+/// rules of a manifest file.
+///
+/// ```
+/// use spinlift_manifest::Manifest;
+///
+/// let manifest = Manifest::builder("/srv/media")
+///     .entry("photos/a.jpg")?
+///     .entry_with("legacy-42", "photos/b.jpg", Some("b-renamed.jpg"))?
+///     .service_data(serde_json::json!({"app": "nightly-import"}))
+///     .build()?;
+/// assert_eq!(manifest.entries.len(), 2);
+/// assert_eq!(manifest.entries[1].filename, "b-renamed.jpg");
+/// assert!(Manifest::builder("/srv/media").entry("../etc/passwd").is_err());
+/// # Ok::<(), spinlift_manifest::ManifestError>(())
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct ManifestBuilder {
+    inner: Builder,
+}
+
+impl Manifest {
+    /// Starts a manifest whose entries' paths are relative to `root`. Such a manifest has no file:
+    /// [`Manifest::source`] is empty, so a run needs a checkpoint path of its own.
+    pub fn builder(root: impl Into<PathBuf>) -> ManifestBuilder {
+        let inner = Builder { root: root.into(), service_data: None, entries: Vec::new() };
+        ManifestBuilder { inner }
+    }
+}
+
+impl ManifestBuilder {
+    /// Adds the file at `path` (relative to the root), with the path as its id.
+    pub fn entry(mut self, path: impl Into<String>) -> Result<Self, ManifestError> {
+        let raw = RawEntry { path: path.into(), id: None, filename: None, size: None, mtime_ms: None };
+        self.inner.push(raw, None)?;
+        Ok(self)
+    }
+
+    /// Adds the file at `path` with an id of its own and the file name FileSpin is told (`None`: the
+    /// path's last component).
+    pub fn entry_with(
+        mut self,
+        id: impl Into<String>,
+        path: impl Into<String>,
+        filename: Option<&str>,
+    ) -> Result<Self, ManifestError> {
+        let raw = RawEntry {
+            path: path.into(),
+            id: Some(id.into()),
+            filename: filename.map(str::to_owned),
+            size: None,
+            mtime_ms: None,
+        };
+        self.inner.push(raw, None)?;
+        Ok(self)
+    }
+
+    /// `service_data` for every registration (a JSON object).
+    pub fn service_data(mut self, service_data: serde_json::Value) -> Self {
+        self.inner.service_data = Some(service_data);
+        self
+    }
+
+    /// The manifest; refused when it has no entries, duplicate ids or `service_data` that is not an
+    /// object.
+    pub fn build(self) -> Result<Manifest, ManifestError> {
+        if let Some(sd) = &self.inner.service_data
+            && !sd.is_object()
+        {
+            return Err(manifest_error("`service_data` must be a JSON object".into()));
+        }
+        let mut manifest = self.inner.finish()?;
+        manifest.source = PathBuf::new();
+        Ok(manifest)
+    }
+}
+
 /// The name errors carry until [`Manifest::load`] puts the file's path in.
 const SOURCE: &str = "<manifest>";
 
@@ -222,6 +301,7 @@ fn suggest_field(message: &str) -> Option<&str> {
 }
 
 /// Validates entries as they come, against the header read before them.
+#[derive(Debug)]
 struct Builder {
     root: PathBuf,
     service_data: Option<serde_json::Value>,

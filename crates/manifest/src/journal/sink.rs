@@ -29,3 +29,14 @@ impl Sink for File {
         self.sync_data()
     }
 }
+
+/// A boxed sink, for callers that choose the wrapper at run time.
+impl Sink for Box<dyn Sink> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        (**self).append(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        (**self).sync()
+    }
+}

@@ -1,0 +1,196 @@
+//! The library as a program of the user's own uses it: a manifest built in code, the engine's builder,
+//! the stream of progress events, cancellation, and a checkpoint whose disk fills up.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::StreamExt;
+use spinlift::sample::{SampleSet, SampleSpec};
+use spinlift::{Checkpoint, Engine, EngineError, Manifest, Progress, RunOptions, Secret, Sink, StopReason};
+use spinlift_emulator::{Emulator, EmulatorConfig};
+
+#[path = "../examples/migrate.rs"]
+#[allow(dead_code)]
+mod example;
+
+fn sample(dir: &Path, count: usize) -> SampleSet {
+    SampleSet::write(dir, &SampleSpec::mixed(count, 11)).unwrap()
+}
+
+fn engine(emulator: &Emulator) -> spinlift::EngineBuilder {
+    Engine::builder(emulator.api_url(), Secret::new(emulator.api_key().to_owned())).api_rps(0)
+}
+
+/// Every file of `set` registered exactly once (by its unique file name), with its bytes in S3.
+fn assert_each_file_registered_once(emulator: &Emulator, set: &SampleSet) {
+    let mut by_name: HashMap<String, Vec<spinlift_emulator::Registration>> = HashMap::new();
+    for r in emulator.registrations() {
+        by_name.entry(r.filename.clone()).or_default().push(r);
+    }
+    for file in &set.files {
+        let name = file.path.rsplit('/').next().unwrap();
+        let regs = by_name.get(name).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(regs.len(), 1, "{}: registered {} times", file.path, regs.len());
+        assert_eq!((regs[0].size, regs[0].checksum.as_str()), (file.size, file.md5.as_str()));
+        let stored = emulator.read_object(&regs[0].key).unwrap();
+        assert!(stored == std::fs::read(set.dir.join(&file.path)).unwrap(), "{}: bytes differ", file.path);
+    }
+    assert_eq!(emulator.registrations().len(), set.files.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_migrates_a_legacy_list_and_writes_the_id_mapping_once() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let set = sample(dir.path(), 60);
+    let export = dir.path().join("export.csv");
+    let lines: Vec<String> =
+        set.files.iter().enumerate().map(|(i, f)| format!("legacy-{i},{}", f.path)).collect();
+    std::fs::write(&export, lines.join("\n")).unwrap();
+    let mapping = dir.path().join("mapping.csv");
+    let key = || Secret::new(emulator.api_key().to_owned());
+
+    let report = example::migrate(&export, dir.path(), &mapping, &emulator.api_url(), key()).await.unwrap();
+    assert_eq!(report.registered(), 60);
+    assert_each_file_registered_once(&emulator, &set);
+    let registered: HashMap<String, String> =
+        emulator.registrations().into_iter().map(|r| (r.filename, r.asset_id)).collect();
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 60);
+    for (i, (row, file)) in rows.iter().zip(&set.files).enumerate() {
+        let name = file.path.rsplit('/').next().unwrap();
+        assert_eq!(*row, format!("legacy-{i},{},registered,", registered[name]));
+    }
+
+    // Run again: everything is in the checkpoint, nothing is asked of FileSpin.
+    let issued = emulator.stats().issued;
+    let again = example::migrate(&export, dir.path(), &mapping, &emulator.api_url(), key()).await.unwrap();
+    assert_eq!(again.registered(), 60);
+    assert_eq!(emulator.stats().issued, issued);
+    assert_eq!(std::fs::read_to_string(&mapping).unwrap(), text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_events_account_for_every_entry_and_every_byte() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let set = sample(dir.path(), 40);
+    let manifest = Manifest::load(&set.manifest).unwrap();
+    let mut run = engine(&emulator).concurrency(8).build().unwrap().spawn(manifest);
+
+    let (mut finished, mut bytes) = (Vec::new(), 0u64);
+    while let Some(event) = run.next().await {
+        match event {
+            Progress::BytesSent { bytes: n } => bytes += n,
+            Progress::Finished(entry) => finished.push(entry),
+            _ => {}
+        }
+    }
+    let report = run.report().await.unwrap();
+    assert_eq!(report.registered(), 40);
+    finished.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(finished, report.entries, "one Finished event per entry, as the report has it");
+    assert!(bytes >= set.total_bytes(), "{bytes} bytes reported sent for {} in the files", set.total_bytes());
+    // What the run measured goes to FileSpin as `network_bandwidth` (whole Mbit/s).
+    for r in emulator.registrations() {
+        assert!(r.service_data["network_bandwidth"].as_u64().is_some_and(|n| n >= 1), "{}", r.service_data);
+        assert_eq!(r.service_data["app"], "spinlift-sample");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_says_so_and_the_next_run_finishes_without_duplicates() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let set = sample(dir.path(), 80);
+    let build = || engine(&emulator).concurrency(4).build().unwrap();
+
+    let mut run = build().spawn(Manifest::load(&set.manifest).unwrap());
+    while let Some(event) = run.next().await {
+        if matches!(event, Progress::Finished(_)) {
+            run.cancel();
+        }
+    }
+    let first = run.report().await.unwrap();
+    assert_eq!(first.stopped, Some(StopReason::Cancelled));
+    assert!(
+        first.registered() < 80,
+        "cancelled after the first entry, yet all {} registered",
+        first.registered()
+    );
+
+    let second = build().spawn(Manifest::load(&set.manifest).unwrap()).report().await.unwrap();
+    assert_eq!((second.registered(), second.stopped), (80, None));
+    assert_each_file_registered_once(&emulator, &set);
+}
+
+/// The journal file until `appends` groups of records were written; then half a group, and the disk
+/// is full.
+struct FillsUp {
+    file: std::fs::File,
+    appends_left: Arc<AtomicUsize>,
+}
+
+impl Sink for FillsUp {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.appends_left.fetch_sub(1, Ordering::SeqCst) == 0 {
+            self.file.append(&bytes[..bytes.len() / 2])?;
+            return Err(io::Error::from(io::ErrorKind::StorageFull));
+        }
+        self.file.append(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_run_and_what_was_recorded_stays_valid() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let set = sample(dir.path(), 60);
+    let manifest = Manifest::load(&set.manifest).unwrap();
+    let engine = engine(&emulator).concurrency(4).build().unwrap();
+
+    let appends_left = Arc::new(AtomicUsize::new(12));
+    let mut options = RunOptions::default();
+    let left = appends_left.clone();
+    options.journal_sink =
+        Some(Arc::new(move |file| Box::new(FillsUp { file, appends_left: left.clone() }) as Box<dyn Sink>));
+    let first = engine.run(&manifest, &options, &spinlift::Silent, Default::default()).await.unwrap();
+    match &first.stopped {
+        Some(StopReason::Journal(message)) => assert!(message.contains(".checkpoint"), "{message}"),
+        other => panic!("expected a stop for the journal, got {other:?}"),
+    }
+    assert!(first.registered() < 60);
+    // Nothing reported registered is unknown to FileSpin.
+    let registered: Vec<String> = emulator.registrations().into_iter().map(|r| r.asset_id).collect();
+    for entry in first.entries.iter().filter(|e| e.is_registered()) {
+        assert!(registered.contains(entry.asset_id.as_ref().unwrap()), "{entry:?}");
+    }
+    // The journal replays (its torn tail dropped) and the next run finishes the batch.
+    let checkpoint = Checkpoint::default().path_for(&set.manifest).unwrap();
+    assert!(spinlift_manifest::journal::replay(&checkpoint).unwrap().is_some());
+    let second =
+        engine.run(&manifest, &RunOptions::default(), &spinlift::Silent, Default::default()).await.unwrap();
+    assert_eq!((second.registered(), second.stopped), (60, None));
+    assert_each_file_registered_once(&emulator, &set);
+}
+
+#[tokio::test]
+async fn a_manifest_built_in_code_needs_a_checkpoint_path_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+    let manifest = Manifest::builder(dir.path()).entry("a.txt").unwrap().build().unwrap();
+    let engine = Engine::builder("http://127.0.0.1:9", Secret::new("k")).build().unwrap();
+    let error = engine.run(&manifest, &RunOptions::default(), &spinlift::Silent, Default::default()).await;
+    match error {
+        Err(EngineError::Config(message)) => assert!(message.contains("checkpoint path"), "{message}"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
