@@ -2,6 +2,7 @@
 //! recorded in the journal (durably where a crash would otherwise cost an extra asset).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::rngs::StdRng;
 use spinlift_core::{Action, Asset, Event, Failure, FailureKind, State, Step};
@@ -34,6 +35,26 @@ pub(crate) struct Run<'a> {
     pub(crate) notes: Mutex<Vec<String>>,
     /// The jitter of backoffs.
     pub(crate) rng: Mutex<StdRng>,
+    /// Entries being worked on (for the observer).
+    pub(crate) in_flight: AtomicUsize,
+}
+
+/// Counts an entry in flight while it lives.
+struct InFlight<'r, 'a>(&'r Run<'a>);
+
+impl<'r, 'a> InFlight<'r, 'a> {
+    fn enter(run: &'r Run<'a>) -> Self {
+        let n = run.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        run.observer.in_flight(n);
+        InFlight(run)
+    }
+}
+
+impl Drop for InFlight<'_, '_> {
+    fn drop(&mut self) {
+        let n = self.0.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
+        self.0.observer.in_flight(n);
+    }
 }
 
 impl Run<'_> {
@@ -65,6 +86,7 @@ impl Run<'_> {
         {
             return EntryReport::from_state(&entry.id, &entry.path, &r.state, None);
         }
+        let _in_flight = InFlight::enter(self);
         let mut source = check_source(self.manifest, entry);
         let stamp = source.as_ref().ok().map(|s| s.stamp);
         let resumed = resume(recorded.as_ref(), stamp, self.retry_failed, engine.config.limits, now());

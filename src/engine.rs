@@ -275,6 +275,7 @@ impl Engine {
             throttle: Throttle::new(self.config.concurrency),
             notes: Mutex::new(Vec::new()),
             rng: Mutex::new(StdRng::from_os_rng()),
+            in_flight: Default::default(),
         };
         let mut entries: Vec<Option<EntryReport>> = vec![None; manifest.entries.len()];
         {

@@ -35,6 +35,11 @@ pub enum Progress {
         /// The new limit.
         limit: usize,
     },
+    /// The number of entries being worked on changed.
+    InFlight {
+        /// Entries started and not finished.
+        assets: usize,
+    },
     /// An entry reached its outcome for this run (registered, failed, or left pending by a stop).
     Finished(EntryReport),
 }
@@ -67,6 +72,9 @@ impl Observer for ProgressSender {
     }
     fn concurrency(&self, limit: usize) {
         self.send(Progress::Concurrency { limit });
+    }
+    fn in_flight(&self, assets: usize) {
+        self.send(Progress::InFlight { assets });
     }
     fn finished(&self, entry: &EntryReport) {
         self.send(Progress::Finished(entry.clone()));

@@ -106,6 +106,12 @@ fn without_a_terminal_progress_comes_as_plain_lines() {
     let lines: Vec<_> = stderr.lines().filter(|l| l.starts_with("progress: ")).collect();
     assert!(lines.len() >= 30, "{stderr}");
     assert!(lines.iter().any(|l| l.contains("30/30 files")), "{stderr}");
+    // Each line: totals, the current rate, the time left, assets in flight, failures and retries.
+    for field in ["MiB sent", "files/s", "MB/s now", "eta ", "in flight", "failed", "retries"] {
+        assert!(lines.iter().all(|l| l.contains(field)), "{field:?} missing: {stderr}");
+    }
+    assert!(lines.iter().any(|l| !l.contains(" 0 in flight")), "some line shows work in flight: {stderr}");
+    assert!(lines.last().is_some_and(|l| l.contains("eta 0 s") && l.contains(" 0 in flight")), "{stderr}");
     assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "no terminal control codes in a log");
 
     // --quiet prints only the summary.

@@ -17,11 +17,13 @@ pub(crate) struct Progress {
     failed: AtomicU64,
     retries: AtomicU64,
     concurrency: AtomicU64,
+    in_flight: AtomicU64,
     total_bytes: u64,
     sent: AtomicU64,
     started: Instant,
-    /// Plain lines instead of the bar: when the last one was printed, and how often.
-    lines: Option<(Mutex<Instant>, Duration)>,
+    /// Plain lines instead of the bar: when the last one was printed and the bytes sent by then, and
+    /// how often.
+    lines: Option<(Mutex<(Instant, u64)>, Duration)>,
 }
 
 impl Progress {
@@ -36,7 +38,7 @@ impl Progress {
         let terminal = std::io::stderr().is_terminal();
         let bar = if quiet || !terminal { ProgressBar::hidden() } else { ProgressBar::new(total_bytes) };
         let started = Instant::now();
-        let lines = (!quiet && !terminal).then(|| (Mutex::new(started), interval));
+        let lines = (!quiet && !terminal).then(|| (Mutex::new((started, 0)), interval));
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
@@ -51,6 +53,7 @@ impl Progress {
             failed: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             concurrency: AtomicU64::new(concurrency as u64),
+            in_flight: AtomicU64::new(0),
             total_bytes,
             sent: AtomicU64::new(0),
             started,
@@ -65,33 +68,44 @@ impl Progress {
         let failed = self.failed.load(Ordering::Relaxed);
         let retries = self.retries.load(Ordering::Relaxed);
         let concurrency = self.concurrency.load(Ordering::Relaxed);
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
         self.bar.set_message(format!(
-            "files {done}/{} failed {failed} retries {retries} concurrency {concurrency}",
+            "files {done}/{} in flight {in_flight} failed {failed} retries {retries} concurrency {concurrency}",
             self.total_files
         ));
     }
 
-    /// A plain line, if one is due.
+    /// A plain line, if one is due: totals, the rate since the last line, and the time left at the
+    /// average rate so far.
     fn maybe_line(&self) {
         let Some((last, interval)) = &self.lines else { return };
         let now = Instant::now();
-        {
+        let sent = self.sent.load(Ordering::Relaxed);
+        let (since, sent_before) = {
             let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-            if now.duration_since(*last) < *interval {
+            if now.duration_since(last.0) < *interval {
                 return;
             }
-            *last = now;
-        }
+            std::mem::replace(&mut *last, (now, sent))
+        };
         let secs = now.duration_since(self.started).as_secs_f64().max(1e-3);
-        let sent = self.sent.load(Ordering::Relaxed);
+        let window = now.duration_since(since).as_secs_f64().max(1e-3);
         let done = self.done.load(Ordering::Relaxed);
+        let left_bytes = self.total_bytes.saturating_sub(sent);
+        let left_files = self.total_files.saturating_sub(done);
+        // The larger of what the bytes and what the files still need at the average rates so far.
+        let eta = (left_bytes as f64 / (sent as f64 / secs).max(1.0))
+            .max(left_files as f64 / (done as f64 / secs).max(1e-3));
+        let eta = if left_files == 0 { "0 s".to_owned() } else { human_secs(eta) };
         eprintln!(
-            "progress: {done}/{} files, {:.1}/{:.1} MiB sent, {:.1} files/s, {:.1} MB/s, {} failed, {} retries, concurrency {}",
+            "progress: {done}/{} files, {:.1}/{:.1} MiB sent, {:.1} files/s, {:.1} MB/s now, eta {eta}, \
+             {} in flight, {} failed, {} retries, concurrency {}",
             self.total_files,
             sent as f64 / 1048576.0,
             self.total_bytes as f64 / 1048576.0,
             done as f64 / secs,
-            sent as f64 / 1e6 / secs,
+            sent.saturating_sub(sent_before) as f64 / 1e6 / window,
+            self.in_flight.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed),
             self.retries.load(Ordering::Relaxed),
             self.concurrency.load(Ordering::Relaxed),
@@ -120,6 +134,11 @@ impl Observer for Progress {
         self.update_message();
     }
 
+    fn in_flight(&self, assets: usize) {
+        self.in_flight.store(assets as u64, Ordering::Relaxed);
+        self.update_message();
+    }
+
     fn finished(&self, entry: &EntryReport) {
         self.done.fetch_add(1, Ordering::Relaxed);
         if entry.status == "failed" {
@@ -127,5 +146,29 @@ impl Observer for Progress {
         }
         self.update_message();
         self.maybe_line();
+    }
+}
+
+/// `3 h 05 min`, `4 min 10 s`, `12 s`.
+fn human_secs(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "unknown".to_owned();
+    }
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_like_a_person_would_say_them() {
+        assert_eq!(super::human_secs(12.4), "12 s");
+        assert_eq!(super::human_secs(250.0), "4 min 10 s");
+        assert_eq!(super::human_secs(11_100.0), "3 h 05 min");
+        assert_eq!(super::human_secs(f64::INFINITY), "unknown");
     }
 }
