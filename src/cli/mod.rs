@@ -2,6 +2,7 @@
 //! 1 the run finished but some assets failed for good; 2 the run could not start or was stopped
 //! batch-wide; 130 interrupted by a signal.
 
+mod config;
 mod demo;
 mod emulator;
 mod progress;

@@ -11,39 +11,57 @@ use spinlift::{
 use spinlift_core::FailureKind;
 use spinlift_transport::parse_bandwidth;
 
+use super::config::{self, FileConfig, ServiceData};
 use super::progress::Progress;
 use super::{EXIT_FAILED_ASSETS, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, cancel_on_signal};
 
+// Settings a config file may also give are `Option`s: "not given" must differ from the default, which
+// applies only after flags, environment and file are merged (see `config`). `--help` names the default.
 #[derive(Args)]
 pub(crate) struct RunArgs {
     /// The manifest: JSON, or JSON Lines (.jsonl) with one asset per line.
     manifest: PathBuf,
-    /// FileSpin's base URL.
-    #[arg(long, env = "FILESPIN_API_URL", default_value = "https://app.filespin.io")]
-    api_url: String,
+    /// Settings file (TOML) under flags and environment [default: ./spinlift.toml when it exists].
+    #[arg(long, env = "SPINLIFT_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// FileSpin's base URL [default: https://app.filespin.io].
+    #[arg(long, env = "FILESPIN_API_URL", value_name = "URL")]
+    api_url: Option<String>,
     /// FileSpin API key (prefer the environment variable: flags show up in process lists).
-    #[arg(long, env = "FILESPIN_API_KEY", hide_env_values = true)]
+    #[arg(long, env = "FILESPIN_API_KEY", hide_env_values = true, value_name = "KEY")]
     api_key: Option<String>,
-    /// Assets in flight at once.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    concurrency: u32,
-    /// FileSpin API requests per second (FileSpin documents 30 for most APIs); 0 for no limit.
-    #[arg(long, env = "SPINLIFT_API_RPS", default_value_t = 30)]
-    api_rps: u32,
-    /// S3 uploads started per second; 0 for no limit.
-    #[arg(long, default_value_t = 0)]
-    s3_rps: u32,
-    /// Upload bandwidth over all uploads, e.g. 50MiB/s, 10MB/s, 800KiB/s.
-    #[arg(long, value_parser = parse_bandwidth)]
+    /// Assets in flight at once [default: 16].
+    #[arg(long, env = "SPINLIFT_CONCURRENCY", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: Option<u32>,
+    /// FileSpin API requests per second (FileSpin documents 30 for most APIs); 0 for no limit [default: 30].
+    #[arg(long, env = "SPINLIFT_API_RPS", value_name = "N")]
+    api_rps: Option<u32>,
+    /// S3 uploads started per second; 0 for no limit [default: 0].
+    #[arg(long, env = "SPINLIFT_S3_RPS", value_name = "N")]
+    s3_rps: Option<u32>,
+    /// Upload bandwidth over all uploads, e.g. 50MiB/s, 10MB/s, 800KiB/s [default: no limit].
+    #[arg(long, env = "SPINLIFT_BWLIMIT", value_name = "RATE", value_parser = parse_bandwidth)]
     bwlimit: Option<NonZeroU64>,
     /// Allow plain http:// to hosts other than loopback (the key and forms cross the network in clear).
     #[arg(long)]
     allow_http: bool,
+    /// `service_data.app` sent with every registration, over the manifest's and the config file's
+    /// [default: spinlift].
+    #[arg(long, value_name = "NAME")]
+    service_app: Option<String>,
+    /// `service_data.build` sent with every registration, over the manifest's and the config file's
+    /// [default: this spinlift's version].
+    #[arg(long, value_name = "VERSION")]
+    service_build: Option<String>,
+    /// One `service_data.deployment_data` entry (repeatable), over the manifest's and the config file's.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = config::parse_key_value)]
+    deployment_data: Vec<(String, String)>,
     /// Write one JSON line per manifest entry (id, path, status, asset_id, size, checksum, error).
-    #[arg(long)]
+    #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
     /// Where the checkpoint journal goes (default: beside the manifest, `<manifest>.checkpoint`).
-    #[arg(long)]
+    #[arg(long, value_name = "PATH")]
     checkpoint: Option<PathBuf>,
     /// Keep no checkpoint journal: a re-run starts over and may upload files again.
     #[arg(long, conflicts_with = "checkpoint")]
@@ -59,31 +77,74 @@ pub(crate) struct RunArgs {
     #[arg(long, short)]
     quiet: bool,
     /// Seconds between progress lines when stderr is not a terminal (a log file, a CI job).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     progress_interval: f64,
 }
 
+/// Built-in defaults, applied after flags, environment and config file (keep `--help` in step).
+const DEFAULT_API_URL: &str = "https://app.filespin.io";
+const DEFAULT_CONCURRENCY: u32 = 16;
+const DEFAULT_API_RPS: u32 = 30;
+const DEFAULT_S3_RPS: u32 = 0;
+
 pub(crate) async fn run(args: RunArgs) -> u8 {
-    let manifest = match Manifest::load(&args.manifest) {
+    let file = match config::locate(args.config.as_deref()) {
+        Ok(Some(path)) => match config::load(&path) {
+            Ok((file, warnings)) => {
+                for warning in warnings {
+                    eprintln!("warning: {warning}");
+                }
+                file
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_STOPPED;
+            }
+        },
+        Ok(None) => FileConfig::default(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_STOPPED;
+        }
+    };
+    // Each setting: flag, then environment (clap reads both), then the config file, then the default.
+    let api_rps = args.api_rps.or(file.api_rps).unwrap_or(DEFAULT_API_RPS);
+    let concurrency = args.concurrency.or(file.concurrency).unwrap_or(DEFAULT_CONCURRENCY);
+    let mut manifest = match Manifest::load(&args.manifest) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_STOPPED;
         }
     };
+    let flags = ServiceData {
+        app: args.service_app,
+        build: args.service_build,
+        deployment_data: args.deployment_data.into_iter().map(|(k, v)| (k, v.into())).collect(),
+    };
+    let service_data = config::merge_service_data(&file.service_data, manifest.service_data.as_ref(), &flags);
+    manifest.service_data = Some(service_data.clone());
     if args.dry_run {
-        return dry_run(&manifest, args.api_rps);
+        return dry_run(&manifest, api_rps);
     }
-    let Some(api_key) = args.api_key.filter(|k| !k.trim().is_empty()) else {
-        eprintln!("error: no FileSpin API key: set FILESPIN_API_KEY or pass --api-key");
+    let non_empty = |k: &String| !k.trim().is_empty();
+    let Some(api_key) = args.api_key.filter(non_empty).or(file.api_key.filter(non_empty)) else {
+        eprintln!(
+            "error: no FileSpin API key: set FILESPIN_API_KEY, pass --api-key, or put api_key in the config \
+             file ({})",
+            config::DEFAULT_FILE
+        );
         return EXIT_STOPPED;
     };
-    let mut config = EngineConfig::new(args.api_url, Secret::new(api_key));
-    config.concurrency = args.concurrency as usize;
-    config.api_rps = NonZeroU32::new(args.api_rps);
-    config.s3_rps = NonZeroU32::new(args.s3_rps);
-    config.bandwidth = args.bwlimit;
-    config.allow_http = args.allow_http;
+    let api_url = args.api_url.or(file.api_url).unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+    let mut config = EngineConfig::new(api_url, Secret::new(api_key));
+    config.concurrency = concurrency as usize;
+    config.api_rps = NonZeroU32::new(api_rps);
+    config.s3_rps = NonZeroU32::new(args.s3_rps.or(file.s3_rps).unwrap_or(DEFAULT_S3_RPS));
+    config.bandwidth = args.bwlimit.or(file.bwlimit);
+    // A flag that can only say yes: given, it wins; absent, the file decides.
+    config.allow_http = args.allow_http || file.allow_http.unwrap_or(false);
+    config.service_data = service_data;
     let engine = match Engine::new(config) {
         Ok(e) => e,
         Err(e) => {
@@ -98,13 +159,8 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         .map(|m| m.len())
         .sum();
     let interval = std::time::Duration::try_from_secs_f64(args.progress_interval).unwrap_or_default();
-    let progress = Progress::new(
-        manifest.entries.len() as u64,
-        total_bytes,
-        args.concurrency as usize,
-        args.quiet,
-        interval,
-    );
+    let progress =
+        Progress::new(manifest.entries.len() as u64, total_bytes, concurrency as usize, args.quiet, interval);
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
     let mut options = RunOptions::default();
