@@ -43,7 +43,8 @@ pub(crate) struct Run<'a> {
 struct InFlight<'r, 'a>(&'r Run<'a>);
 
 impl<'r, 'a> InFlight<'r, 'a> {
-    fn enter(run: &'r Run<'a>) -> Self {
+    fn enter(run: &'r Run<'a>, id: &str) -> Self {
+        run.observer.started(id);
         let n = run.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         run.observer.in_flight(n);
         InFlight(run)
@@ -86,7 +87,7 @@ impl Run<'_> {
         {
             return EntryReport::from_state(&entry.id, &entry.path, &r.state, None);
         }
-        let _in_flight = InFlight::enter(self);
+        let _in_flight = InFlight::enter(self, &entry.id);
         let mut source = check_source(self.manifest, entry);
         let stamp = source.as_ref().ok().map(|s| s.stamp);
         let resumed = resume(recorded.as_ref(), stamp, self.retry_failed, engine.config.limits, now());

@@ -35,6 +35,11 @@ pub enum Progress {
         /// The new limit.
         limit: usize,
     },
+    /// Work on entry `id` began (entries finished in an earlier run are not started again).
+    Started {
+        /// The entry's id.
+        id: String,
+    },
     /// The number of entries being worked on changed.
     InFlight {
         /// Entries started and not finished.
@@ -72,6 +77,9 @@ impl Observer for ProgressSender {
     }
     fn concurrency(&self, limit: usize) {
         self.send(Progress::Concurrency { limit });
+    }
+    fn started(&self, id: &str) {
+        self.send(Progress::Started { id: id.to_owned() });
     }
     fn in_flight(&self, assets: usize) {
         self.send(Progress::InFlight { assets });

@@ -13,6 +13,8 @@ pub trait Observer: Send + Sync {
     fn retrying(&self, _id: &str, _failure: &Failure) {}
     /// Adaptive concurrency changed the number of requests allowed in flight.
     fn concurrency(&self, _limit: usize) {}
+    /// Work on entry `id` began in this run (entries finished in an earlier run are not started).
+    fn started(&self, _id: &str) {}
     /// The number of entries being worked on changed (an entry started, or reached its outcome).
     /// Entries finished in an earlier run are not counted: they need no work.
     fn in_flight(&self, _assets: usize) {}

@@ -316,26 +316,10 @@ fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
     let name = name.to_ascii_lowercase().replace('-', "_");
     known
         .iter()
-        .map(|k| (edit_distance(&name, k), *k))
+        .map(|k| (strsim::levenshtein(&name, k), *k))
         .filter(|(d, k)| *d <= 2 || *d * 3 <= k.len())
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
-}
-
-/// Levenshtein distance, in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 /// The `service_data` sent with every registration, merged per key (and per `deployment_data` key):
@@ -446,6 +430,5 @@ mod tests {
         assert_eq!(did_you_mean("apikey", TOP_KEYS), Some("api_key"));
         assert_eq!(did_you_mean("api-url", TOP_KEYS), Some("api_url"));
         assert_eq!(did_you_mean("bandwidth", TOP_KEYS), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }
