@@ -73,8 +73,9 @@ fn a_batch_of_mixed_files_lands_byte_for_byte_and_is_registered_once_each() {
 fn a_missing_file_fails_alone_and_the_rest_of_the_batch_goes_on() {
     let filespin = LocalFileSpin::start();
     let dir = tempfile::tempdir().unwrap();
-    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![10, 20, 30], seed: 1 }).unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![10, 20, 30, 40], seed: 1 }).unwrap();
     std::fs::remove_file(set.dir.join(&set.files[1].path)).unwrap();
+    std::fs::remove_file(set.dir.join(&set.files[3].path)).unwrap();
     let report = dir.path().join("report.jsonl");
 
     let output =
@@ -83,10 +84,14 @@ fn a_missing_file_fails_alone_and_the_rest_of_the_batch_goes_on() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = stderr_of(&output);
     assert!(stderr.contains(&set.files[1].path), "the failure names the file: {stderr}");
+    assert!(stderr.contains("2 registered, 2 failed"), "{stderr}");
     let lines = read_report(&report);
     let statuses: Vec<_> = lines.iter().map(|l| l["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["registered", "failed", "registered"]);
-    assert!(lines[1]["error"].as_str().unwrap().contains("No such file"), "{}", lines[1]);
+    assert_eq!(statuses, ["registered", "failed", "registered", "failed"]);
+    let reason = lines[1]["error"].as_str().unwrap();
+    assert!(reason.contains("No such file"), "{}", lines[1]);
+    // The summary counts failures by reason.
+    assert!(stderr.contains(&format!("failures by reason:\n        2 × {reason}")), "{stderr}");
     // No asset id was asked for a file that is not there.
     assert_eq!(filespin.emulator.stats().issued, 2);
 }

@@ -239,6 +239,22 @@ pub(crate) fn finish(report: &RunReport) -> u8 {
     if failed.len() > 20 {
         eprintln!("  … and {} more (see --report)", failed.len() - 20);
     }
+    if failed.len() > 1 {
+        // Failures by reason, most frequent first: a thousand missing files are one line here.
+        let mut reasons: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for e in &failed {
+            *reasons.entry(e.error.as_deref().unwrap_or("unknown error")).or_default() += 1;
+        }
+        let mut reasons: Vec<_> = reasons.into_iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        eprintln!("failures by reason:");
+        for (reason, count) in reasons.iter().take(10) {
+            eprintln!("  {count:>7} × {reason}");
+        }
+        if reasons.len() > 10 {
+            eprintln!("  … and {} other reasons (see --report)", reasons.len() - 10);
+        }
+    }
     match &report.stopped {
         Some(StopReason::Batch(failure)) => {
             let advice = match &failure.kind {
