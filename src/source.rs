@@ -29,6 +29,9 @@ pub(crate) fn check_source(manifest: &Manifest, entry: &Entry) -> Result<Source,
     if meta.len() > MAX_POST_OBJECT_SIZE {
         return Err(format!("{} bytes is more than an S3 POST upload takes (5 GiB)", meta.len()));
     }
+    // A file this process may not read (mode 000, an ACL) fails here, before FileSpin is asked for an
+    // asset id it would never see used. Only regular files get this far: opening a FIFO would block.
+    std::fs::File::open(&path).map_err(|e| format!("cannot read the file: {e}"))?;
     Ok(Source { path, stamp: SourceStamp::of(&meta) })
 }
 
