@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use spinlift_core::{Asset, Limits, ResumeFacts, State, UnixMillis};
-use spinlift_manifest::journal::{Record, Replayed, SourceStamp};
+use spinlift_manifest::journal::{Record, Replayed, SourceStamp, fingerprint_ids};
 use spinlift_transport::UploadForm;
 
 /// Where a run keeps its checkpoint journal.
@@ -102,10 +102,36 @@ pub(crate) fn resume(
     Resumed { asset, form, note }
 }
 
-/// What replay found that the user should know.
-pub(crate) fn reconcile_notes(replayed: &Replayed, manifest_ids: &[&str], fingerprint: &str) -> Vec<String> {
+/// The fingerprint a run writes into its journal's header: the manifest's entry ids, and the directory
+/// its files are in (`<ids>:<root>`). The root part tells a checkpoint taken to another tree (or given
+/// with `--checkpoint` to another batch with the same ids) from its own.
+pub(crate) fn fingerprint(ids: &[&str], root: &Path) -> String {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let root = root.to_string_lossy();
+    format!("{}:{}", fingerprint_ids(ids.iter().copied()), fingerprint_ids([root.as_ref()].into_iter()))
+}
+
+/// What a run must know about a journal written for another manifest or another tree.
+#[derive(Debug, Default)]
+pub(crate) struct Reconciled {
+    /// What to tell the user.
+    pub(crate) notes: Vec<String>,
+    /// The journal was written for files in another directory: an entry recorded as registered is
+    /// trusted only if its file is the one recorded (size and modification time).
+    pub(crate) verify_registered: bool,
+}
+
+/// Compares the journal's fingerprint with this run's (see [`fingerprint`]).
+pub(crate) fn reconcile(replayed: &Replayed, manifest_ids: &[&str], fingerprint: &str) -> Reconciled {
     let mut notes = replayed.warnings.clone();
-    if !replayed.belongs_to(fingerprint) {
+    let (ids, root) = fingerprint.split_once(':').unwrap_or((fingerprint, ""));
+    let recorded = replayed.fingerprint.as_deref().unwrap_or("");
+    // Journals of spinlift 0.1 before this change carry the ids part alone.
+    let (recorded_ids, recorded_root) = match recorded.split_once(':') {
+        Some((i, r)) => (i, Some(r)),
+        None => (recorded, None),
+    };
+    if recorded_ids != ids {
         let known = manifest_ids.iter().filter(|id| replayed.contains(id)).count();
         let added = manifest_ids.len() - known;
         let removed = replayed.len().saturating_sub(known);
@@ -114,5 +140,14 @@ pub(crate) fn reconcile_notes(replayed: &Replayed, manifest_ids: &[&str], finger
              {removed} recorded entries no longer listed (their records are kept)"
         ));
     }
-    notes
+    let verify_registered = recorded_root.is_some_and(|r| r != root);
+    if verify_registered {
+        notes.push(
+            "the checkpoint was written for files in another directory (the tree moved, or the checkpoint \
+             belongs to another batch): each entry recorded as registered is checked against its file, and \
+             uploaded again if the file is not the one recorded"
+                .to_owned(),
+        );
+    }
+    Reconciled { notes, verify_registered }
 }

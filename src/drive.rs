@@ -37,6 +37,8 @@ pub(crate) struct Run<'a> {
     pub(crate) rng: Mutex<StdRng>,
     /// Entries being worked on (for the observer).
     pub(crate) in_flight: AtomicUsize,
+    /// The journal was written for files elsewhere: registered entries are checked against their files.
+    pub(crate) verify_registered: bool,
 }
 
 /// Counts an entry in flight while it lives.
@@ -78,8 +80,21 @@ impl Run<'_> {
     }
 
     /// Takes one entry as far as it goes in this run, from what the journal recorded for it.
-    pub(crate) async fn drive(&self, entry: &Entry, recorded: Option<Record>) -> EntryReport {
+    pub(crate) async fn drive(&self, entry: &Entry, mut recorded: Option<Record>) -> EntryReport {
         let engine = self.engine;
+        if self.verify_registered
+            && let Some(r) = &recorded
+            && matches!(r.state, State::Registered { .. })
+        {
+            let now = check_source(self.manifest, entry).ok().map(|s| s.stamp);
+            if now.is_none() || now != r.source {
+                let note = "recorded as registered from another file (the checkpoint was written for files \
+                            elsewhere): uploaded as a new asset";
+                tracing::warn!(path = %entry.path, "{note}");
+                self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{}: {note}", entry.path));
+                recorded = None;
+            }
+        }
         // A finished entry needs nothing, not even a look at its file: a resumed batch drains fast.
         if let Some(r) = &recorded
             && r.state.is_final()

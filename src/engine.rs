@@ -9,12 +9,12 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use spinlift_core::{Limits, State};
 use spinlift_manifest::Manifest;
-use spinlift_manifest::journal::{Journal, JournalOptions, Sink, fingerprint_ids, replay};
+use spinlift_manifest::journal::{Journal, JournalOptions, Sink, replay};
 use spinlift_transport::{ClientConfig, FileSpinClient, Secret};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::BackoffConfig;
-use crate::checkpoint::{Checkpoint, reconcile_notes};
+use crate::checkpoint::{Checkpoint, fingerprint, reconcile};
 use crate::drive::Run;
 use crate::error::EngineError;
 use crate::events::{ProgressSender, RunHandle};
@@ -220,7 +220,8 @@ impl Engine {
     ) -> Result<RunReport, EngineError> {
         let started = Instant::now();
         let ids: Vec<&str> = manifest.entries.iter().map(|e| e.id.as_str()).collect();
-        let fingerprint = fingerprint_ids(ids.iter().copied());
+        let fingerprint = fingerprint(&ids, &manifest.root);
+        let mut verify_registered = false;
         if options.checkpoint == Checkpoint::BesideManifest && manifest.source.file_name().is_none() {
             return Err(EngineError::Config(
                 "this manifest was not read from a file, so it has no place for a checkpoint beside it: \
@@ -238,7 +239,9 @@ impl Engine {
                 _lock = Some(lock_checkpoint(path)?);
                 let replayed = replay(path)?;
                 if let Some(r) = &replayed {
-                    notes = reconcile_notes(r, &ids, &fingerprint);
+                    let reconciled = reconcile(r, &ids, &fingerprint);
+                    notes = reconciled.notes;
+                    verify_registered = reconciled.verify_registered;
                 }
                 for note in &notes {
                     tracing::warn!("{note}");
@@ -276,6 +279,7 @@ impl Engine {
             notes: Mutex::new(Vec::new()),
             rng: Mutex::new(StdRng::from_os_rng()),
             in_flight: Default::default(),
+            verify_registered,
         };
         let mut entries: Vec<Option<EntryReport>> = vec![None; manifest.entries.len()];
         {

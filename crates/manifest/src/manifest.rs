@@ -112,6 +112,10 @@ impl Manifest {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        // Absolute, so that an absolute entry path inside the root is recognised as inside whether the
+        // manifest was named relatively or not (and the root stays right if the process changes
+        // directory).
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
         let parsed = match Format::from_path(path) {
             Format::Json => {
                 let text = std::fs::read_to_string(path).map_err(read_error)?;
