@@ -2,6 +2,7 @@
 //! 1 the run finished but some assets failed for good; 2 the run could not start or was stopped
 //! batch-wide; 130 interrupted by a signal.
 
+mod bench;
 mod config;
 mod demo;
 mod emulator;
@@ -89,6 +90,11 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the local FileSpin emulator (API + S3 POST endpoint) until Ctrl-C.
     Emulator(Box<emulator::EmulatorArgs>),
+    /// Measure uploads against the raw limit of this machine (a reference client in the same run).
+    Bench(Box<bench::BenchArgs>),
+    /// One measured pass of `bench`, in a process of its own.
+    #[command(hide = true)]
+    BenchWorker(Box<bench::worker::WorkerArgs>),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -119,6 +125,8 @@ pub(crate) fn main() -> ExitCode {
             Command::Report(args) => report::report(args),
             Command::Demo(args) => demo::demo(args).await,
             Command::Emulator(args) => emulator::emulator(*args).await,
+            Command::Bench(args) => bench::bench(*args).await,
+            Command::BenchWorker(args) => bench::worker::worker(*args).await,
         }
     });
     ExitCode::from(code)

@@ -1,0 +1,486 @@
+//! `spinlift bench`: how fast this machine moves files into FileSpin, as a fraction of the raw limit
+//! measured in the same run.
+//!
+//! For each workload the bench generates the files once (cached under `--dir`), then runs three passes,
+//! each in a process of its own against a FileSpin of its own (the emulator, also in a separate process,
+//! so that the server's CPU is not charged to the client; or `--api-url`): the raw reference client
+//! ([`raw`]), spinlift as `spinlift run` runs it, and spinlift without its journal. Every figure of
+//! spinlift is also given as a ratio of the raw client's in the same run: these machines are shared
+//! and noisy, absolute figures move between runs, ratios much less.
+
+mod raw;
+pub(crate) mod worker;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use clap::Args;
+use md5::Digest;
+use serde::Serialize;
+use spinlift::sample::{SampleSet, SampleSpec};
+use worker::{Client, Outcome};
+
+use super::{EXIT_OK, EXIT_STOPPED};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+
+/// A generated set of files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Workload {
+    /// 10,000 × 4 KiB: bound by requests (three per file).
+    Small,
+    /// 8 × 256 MiB: bound by bandwidth and hashing.
+    Large,
+    /// 200 files of 100 KiB – 20 MiB, log-uniform (a photo library's spread).
+    Mixed,
+    /// One 1 GiB file: the memory a large upload takes.
+    Huge,
+}
+
+impl Workload {
+    /// The sizes of the workload's files; `count`/`size` override the defaults.
+    fn sizes(self, count: Option<usize>, size: Option<u64>) -> Vec<u64> {
+        let (default_count, default_size) = match self {
+            Workload::Small => (10_000, 4 * KIB),
+            Workload::Large => (8, 256 * MIB),
+            Workload::Mixed => (200, 0),
+            Workload::Huge => (1, 1024 * MIB),
+        };
+        let count = count.unwrap_or(default_count);
+        match (self, size) {
+            (Workload::Mixed, None) => {
+                use rand::{Rng, SeedableRng};
+                let mut rng = rand::rngs::StdRng::seed_from_u64(0x91070);
+                let (lo, hi) = ((100 * KIB) as f64, (20 * MIB) as f64);
+                (0..count)
+                    .map(|_| (lo.ln() + rng.random::<f64>() * (hi.ln() - lo.ln())).exp() as u64)
+                    .collect()
+            }
+            (_, size) => vec![size.unwrap_or(default_size); count],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Small => "small",
+            Workload::Large => "large",
+            Workload::Mixed => "mixed",
+            Workload::Huge => "huge",
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Workloads to run (default: small, large, mixed).
+    #[arg(value_enum)]
+    workloads: Vec<Workload>,
+    /// Files per workload, instead of the workload's default.
+    #[arg(long)]
+    count: Option<usize>,
+    /// Size of every file (e.g. 64KiB, 10MiB), instead of the workload's default.
+    #[arg(long, value_parser = parse_size)]
+    size: Option<u64>,
+    /// Files in flight, for every client.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Each client's passes per workload (alternating order); the median pass is reported.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    repeat: u32,
+    /// Where the workloads' files are generated and kept between runs (default: a directory in the
+    /// system's temporary directory, kept).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Measure against this FileSpin instead of local emulators. Every pass uploads the whole workload:
+    /// three passes create three times its assets.
+    #[arg(long, requires = "api_key")]
+    api_url: Option<String>,
+    /// API key for --api-url.
+    #[arg(long, env = "FILESPIN_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// API requests per second for spinlift against --api-url (the raw client never limits itself).
+    #[arg(long, default_value_t = 30)]
+    api_rps: u32,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a size such as 4KiB or 10MiB"))?;
+    let unit = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => KIB,
+        "mib" | "m" => MIB,
+        "gib" | "g" => 1024 * MIB,
+        "kb" => 1000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => return Err(format!("unknown unit {other:?}: use B, KiB, MiB, GiB, kB, MB or GB")),
+    };
+    n.checked_mul(unit).ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// One client's figures on one workload.
+#[derive(Debug, Clone, Serialize)]
+struct Figures {
+    client: Client,
+    files: u64,
+    failed: u64,
+    bytes: u64,
+    elapsed_s: f64,
+    files_per_s: f64,
+    mb_per_s: f64,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    peak_rss_bytes: u64,
+    cpu_s: f64,
+    cpu_s_per_gb: f64,
+    cpu_s_per_1000_assets: f64,
+    first_error: Option<String>,
+}
+
+impl Figures {
+    fn of(client: Client, mut o: Outcome) -> Figures {
+        o.latencies_ms.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            if o.latencies_ms.is_empty() {
+                return 0.0;
+            }
+            let i = ((o.latencies_ms.len() as f64 * p).ceil() as usize).clamp(1, o.latencies_ms.len()) - 1;
+            o.latencies_ms[i]
+        };
+        let secs = o.elapsed_s.max(1e-9);
+        Figures {
+            client,
+            files: o.files,
+            failed: o.failed,
+            bytes: o.bytes,
+            elapsed_s: o.elapsed_s,
+            files_per_s: o.files as f64 / secs,
+            mb_per_s: o.bytes as f64 / 1e6 / secs,
+            latency_p50_ms: pct(0.50),
+            latency_p99_ms: pct(0.99),
+            peak_rss_bytes: o.peak_rss_bytes,
+            cpu_s: o.cpu_s,
+            cpu_s_per_gb: o.cpu_s / (o.bytes as f64 / 1e9).max(1e-9),
+            cpu_s_per_1000_assets: o.cpu_s / (o.files as f64 / 1000.0).max(1e-9),
+            first_error: o.first_error,
+        }
+    }
+}
+
+/// A workload's results: each client's median pass, and spinlift's ratios to the raw client.
+#[derive(Debug, Clone, Serialize)]
+struct WorkloadResult {
+    workload: Workload,
+    files: usize,
+    bytes: u64,
+    clients: Vec<Figures>,
+    /// spinlift's throughput (files/s for a workload of small files, MB/s otherwise) ÷ the raw client's.
+    ratio_to_raw: f64,
+    /// The same without spinlift's journal.
+    ratio_to_raw_no_journal: f64,
+    /// How much longer spinlift took with its journal than without, in percent.
+    journal_cost_percent: f64,
+    /// spinlift's MB/s ÷ single-core MD5 speed (for large files, where hashing can be the bound).
+    ratio_to_md5: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Results {
+    spinlift_version: &'static str,
+    cores: usize,
+    concurrency: usize,
+    repeat: u32,
+    target: String,
+    md5_single_core_mb_per_s: f64,
+    workloads: Vec<WorkloadResult>,
+}
+
+pub(crate) async fn bench(args: BenchArgs) -> u8 {
+    match run_bench(args).await {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_STOPPED
+        }
+    }
+}
+
+async fn run_bench(args: BenchArgs) -> Result<(), String> {
+    let workloads = if args.workloads.is_empty() {
+        vec![Workload::Small, Workload::Large, Workload::Mixed]
+    } else {
+        args.workloads.clone()
+    };
+    let dir = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("spinlift-bench"));
+    let md5_mb_s = md5_speed();
+    eprintln!("MD5 on one core: {md5_mb_s:.0} MB/s");
+    let mut results = Results {
+        spinlift_version: env!("CARGO_PKG_VERSION"),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        concurrency: args.concurrency,
+        repeat: args.repeat,
+        target: args.api_url.clone().unwrap_or_else(|| "local emulator (separate process)".into()),
+        md5_single_core_mb_per_s: md5_mb_s,
+        workloads: Vec::new(),
+    };
+    for workload in workloads {
+        let sizes = workload.sizes(args.count, args.size);
+        let set = generate(&dir.join(workload.name()), &sizes)?;
+        let bytes: u64 = sizes.iter().sum();
+        eprintln!(
+            "{}: {} files, {:.1} MiB, {} in flight",
+            workload.name(),
+            sizes.len(),
+            bytes as f64 / MIB as f64,
+            args.concurrency
+        );
+        let clients = [Client::Raw, Client::Spinlift, Client::SpinliftNoJournal];
+        let mut passes: Vec<Vec<Outcome>> = vec![Vec::new(); clients.len()];
+        for round in 0..args.repeat {
+            let mut order: Vec<usize> = (0..clients.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let outcome = pass(&args, &set, clients[i], &dir)?;
+                eprintln!(
+                    "  {:<22} {:>8.1} files/s {:>8.1} MB/s{}",
+                    clients[i].label(),
+                    outcome.files as f64 / outcome.elapsed_s.max(1e-9),
+                    outcome.bytes as f64 / 1e6 / outcome.elapsed_s.max(1e-9),
+                    match &outcome.first_error {
+                        Some(e) => format!("  ({} failed: {e})", outcome.failed),
+                        None => String::new(),
+                    }
+                );
+                passes[i].push(outcome);
+            }
+        }
+        let figures: Vec<Figures> = clients
+            .iter()
+            .zip(passes)
+            .map(|(&client, mut outcomes)| {
+                outcomes.sort_by(|a, b| a.elapsed_s.total_cmp(&b.elapsed_s));
+                Figures::of(client, outcomes.swap_remove(outcomes.len() / 2))
+            })
+            .collect();
+        let request_bound = bytes / sizes.len().max(1) as u64 <= 256 * KIB;
+        let throughput = |f: &Figures| if request_bound { f.files_per_s } else { f.mb_per_s };
+        let ratio = |f: &Figures| throughput(f) / throughput(&figures[0]).max(1e-9);
+        results.workloads.push(WorkloadResult {
+            workload,
+            files: sizes.len(),
+            bytes,
+            ratio_to_raw: ratio(&figures[1]),
+            ratio_to_raw_no_journal: ratio(&figures[2]),
+            journal_cost_percent: (figures[1].elapsed_s / figures[2].elapsed_s.max(1e-9) - 1.0) * 100.0,
+            ratio_to_md5: figures[1].mb_per_s / md5_mb_s.max(1e-9),
+            clients: figures,
+        });
+    }
+    print_table(&results);
+    if let Some(path) = &args.json {
+        let json = serde_json::to_vec_pretty(&results).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// MB/s of MD5 over 256 MiB in memory on one core.
+fn md5_speed() -> f64 {
+    let buf = vec![0x5au8; 4 * MIB as usize];
+    let started = std::time::Instant::now();
+    let mut md5 = md5::Md5::new();
+    for _ in 0..64 {
+        md5.update(&buf);
+    }
+    std::hint::black_box(md5.finalize());
+    (64 * buf.len()) as f64 / 1e6 / started.elapsed().as_secs_f64()
+}
+
+/// The workload's files under `dir`, generated unless the same sizes are there already.
+fn generate(dir: &Path, sizes: &[u64]) -> Result<SampleSet, String> {
+    let stamp = dir.join("sizes.json");
+    let wanted = serde_json::to_string(sizes).map_err(|e| e.to_string())?;
+    let spec = SampleSpec { sizes: sizes.to_vec(), seed: 5 };
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
+        && let Ok(manifest) = spinlift::Manifest::load(&dir.join("manifest.json"))
+    {
+        let files = manifest
+            .entries
+            .iter()
+            .zip(sizes)
+            .map(|(e, &size)| spinlift::sample::SampleFile {
+                id: e.id.clone(),
+                path: e.path.clone(),
+                size,
+                md5: String::new(),
+            })
+            .collect();
+        return Ok(SampleSet { dir: dir.to_path_buf(), manifest: manifest.source, files });
+    }
+    eprintln!("generating {} files in {}", sizes.len(), dir.display());
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let set = SampleSet::write(dir, &spec).map_err(|e| format!("cannot write the workload: {e}"))?;
+    std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
+    Ok(set)
+}
+
+/// A local FileSpin in a child process, with its objects under a directory of its own.
+struct ChildEmulator {
+    child: Child,
+    api_url: String,
+    storage: tempfile::TempDir,
+}
+
+impl ChildEmulator {
+    fn start(scratch: &Path) -> Result<ChildEmulator, String> {
+        let storage = tempfile::tempdir_in(scratch).map_err(|e| e.to_string())?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = Command::new(exe)
+            .args(["emulator", "--storage-dir"])
+            .arg(storage.path())
+            .env("SPINLIFT_EMULATOR_API_KEY", EMULATOR_KEY)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the emulator: {e}"))?;
+        let stdout = child.stdout.take().ok_or("the emulator has no stdout")?;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let api_url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("FILESPIN_API_URL=") {
+                        break url.to_owned();
+                    }
+                }
+                _ => return Err("the emulator did not start".into()),
+            }
+        };
+        // Keep reading: an emulator whose stdout is closed dies on its next line.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(ChildEmulator { child, api_url, storage })
+    }
+}
+
+impl Drop for ChildEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(self.storage.path());
+    }
+}
+
+const EMULATOR_KEY: &str = "bench-emulator-key";
+
+/// One client's pass over the workload, in a child process against a fresh FileSpin.
+fn pass(args: &BenchArgs, set: &SampleSet, client: Client, dir: &Path) -> Result<Outcome, String> {
+    let scratch = tempfile::tempdir_in(dir).map_err(|e| e.to_string())?;
+    let (emulator, api_url, api_key, api_rps) = match &args.api_url {
+        Some(url) => (None, url.clone(), args.api_key.clone().unwrap_or_default(), args.api_rps),
+        None => {
+            let emulator = ChildEmulator::start(scratch.path())?;
+            let url = emulator.api_url.clone();
+            (Some(emulator), url, EMULATOR_KEY.to_owned(), 0)
+        }
+    };
+    let out = scratch.path().join("outcome.json");
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let status = Command::new(exe)
+        .arg("bench-worker")
+        .args(["--client", client.to_possible_value_name()])
+        .arg("--manifest")
+        .arg(&set.manifest)
+        .args(["--api-url", &api_url, "--api-rps", &api_rps.to_string()])
+        .args(["--concurrency", &args.concurrency.to_string()])
+        .arg("--checkpoint")
+        .arg(scratch.path().join("bench.checkpoint"))
+        .arg("--out")
+        .arg(&out)
+        .env("FILESPIN_API_KEY", api_key)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot start the worker: {e}"))?;
+    drop(emulator);
+    if !status.success() {
+        return Err(format!("the {} pass failed ({status})", client.label()));
+    }
+    let json =
+        std::fs::read(&out).map_err(|e| format!("no outcome from the {} pass: {e}", client.label()))?;
+    serde_json::from_slice(&json).map_err(|e| e.to_string())
+}
+
+trait PossibleValueName {
+    fn to_possible_value_name(self) -> &'static str;
+}
+
+impl PossibleValueName for Client {
+    fn to_possible_value_name(self) -> &'static str {
+        match self {
+            Client::Raw => "raw",
+            Client::Spinlift => "spinlift",
+            Client::SpinliftNoJournal => "spinlift-no-journal",
+        }
+    }
+}
+
+fn print_table(results: &Results) {
+    println!(
+        "\nspinlift {} bench, {} cores, {} in flight, against {}; MD5 on one core {:.0} MB/s",
+        results.spinlift_version,
+        results.cores,
+        results.concurrency,
+        results.target,
+        results.md5_single_core_mb_per_s
+    );
+    println!(
+        "{:<8} {:<22} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10} {:>7}",
+        "workload",
+        "client",
+        "files/s",
+        "MB/s",
+        "p50 ms",
+        "p99 ms",
+        "peak RSS",
+        "CPU s/GB",
+        "CPU s/1k",
+        "failed"
+    );
+    for w in &results.workloads {
+        for f in &w.clients {
+            println!(
+                "{:<8} {:<22} {:>9.1} {:>8.1} {:>8.1} {:>8.1} {:>7.1}Mi {:>9.2} {:>10.2} {:>7}",
+                w.workload.name(),
+                f.client.label(),
+                f.files_per_s,
+                f.mb_per_s,
+                f.latency_p50_ms,
+                f.latency_p99_ms,
+                f.peak_rss_bytes as f64 / MIB as f64,
+                f.cpu_s_per_gb,
+                f.cpu_s_per_1000_assets,
+                f.failed
+            );
+        }
+        println!(
+            "{:<8} spinlift ÷ raw: {:.2}× ({}); without journal {:.2}×; journal cost {:+.1} %; ÷ MD5 speed {:.2}×",
+            "",
+            w.ratio_to_raw,
+            if w.bytes / w.files.max(1) as u64 <= 256 * KIB { "files/s" } else { "MB/s" },
+            w.ratio_to_raw_no_journal,
+            w.journal_cost_percent,
+            w.ratio_to_md5
+        );
+    }
+}
