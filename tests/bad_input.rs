@@ -334,6 +334,12 @@ fn scan_skips_names_that_are_not_utf8_and_says_so_then_run_uploads_the_rest() {
     let said = stdout_of(&scan);
     assert!(said.contains("2 files"), "{said}");
     assert!(said.contains("skipped 2 with names that are not UTF-8 (a manifest cannot name them)"), "{said}");
+    // Each one is named (lossily), so the user can find and rename it.
+    let warned = stderr_of(&scan);
+    assert!(
+        warned.contains("caf\u{fffd}.jpg") && warned.contains("r\u{fffd}sum\u{fffd}s/cv.pdf"),
+        "{warned}"
+    );
     let listed = std::fs::read_to_string(&manifest).unwrap();
     assert!(listed.contains("\"ok.jpg\"") && listed.contains("\"sub/ok2.jpg\""), "{listed}");
     assert!(!listed.contains("caf") && !listed.contains("cv.pdf"), "{listed}");

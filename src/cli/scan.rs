@@ -137,6 +137,12 @@ fn scan_inner(args: &ScanArgs) -> Result<Counts, String> {
         }
         let Some(rel) = relative(&root, entry.path()) else {
             c.not_utf8 += 1;
+            if c.not_utf8 <= 20 {
+                eprintln!(
+                    "warning: skipped {} (its name is not UTF-8: rename it, a manifest cannot name it)",
+                    entry.path().display()
+                );
+            }
             continue;
         };
         if include.as_ref().is_some_and(|g| !g.is_match(&rel))
@@ -147,6 +153,7 @@ fn scan_inner(args: &ScanArgs) -> Result<Counts, String> {
         }
         let Ok(meta) = entry.metadata() else {
             c.unreadable += 1;
+            eprintln!("warning: skipped {} (cannot read its metadata)", entry.path().display());
             continue;
         };
         let mtime_ms = meta
