@@ -55,6 +55,26 @@ pub struct Manifest {
     pub entries: Vec<Entry>,
 }
 
+/// `T` only when written as a JSON object: serde's derived structs also take an array of their fields
+/// in order, which a manifest must not (its fields are named, and an unknown one is an error).
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjVisitor<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Obj)
+            }
+        }
+        deserializer.deserialize_map(ObjVisitor(std::marker::PhantomData))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
@@ -63,7 +83,7 @@ struct RawManifest {
     root: Option<String>,
     #[serde(default)]
     service_data: Option<serde_json::Value>,
-    assets: Vec<RawEntry>,
+    assets: Vec<Obj<RawEntry>>,
 }
 
 #[derive(Deserialize)]
@@ -135,10 +155,10 @@ impl Manifest {
     pub fn parse(text: &str, format: Format, dir: &Path) -> Result<Manifest, ManifestError> {
         match format {
             Format::Json => {
-                let m: RawManifest = serde_json::from_str(text).map_err(|e| syntax(e, 0))?;
+                let Obj(m) = serde_json::from_str::<Obj<RawManifest>>(text).map_err(|e| syntax(e, 0))?;
                 let header = RawHeader { version: m.version, root: m.root, service_data: m.service_data };
                 let mut builder = Builder::new(header, dir, m.assets.len())?;
-                for entry in m.assets {
+                for Obj(entry) in m.assets {
                     builder.push(entry, None)?;
                 }
                 builder.finish()
@@ -170,11 +190,12 @@ impl Manifest {
             }
             let offset = number - 1;
             if builder.is_none() && is_header(text) {
-                let header = serde_json::from_str::<RawHeader>(text).map_err(|e| syntax(e, offset))?;
+                let Obj(header) =
+                    serde_json::from_str::<Obj<RawHeader>>(text).map_err(|e| syntax(e, offset))?;
                 builder = Some(Builder::new(header, dir, 0)?);
                 continue;
             }
-            let entry: RawEntry = serde_json::from_str(text).map_err(|e| syntax(e, offset))?;
+            let Obj(entry) = serde_json::from_str::<Obj<RawEntry>>(text).map_err(|e| syntax(e, offset))?;
             let builder = match &mut builder {
                 Some(b) => b,
                 None => builder.insert(Builder::new(RawHeader::default(), dir, 0)?),

@@ -138,3 +138,13 @@ fn load_names_the_file() {
     let err = Manifest::load(&dir.path().join("nope.json")).unwrap_err().to_string();
     assert!(err.contains("nope.json"), "{err}");
 }
+
+#[test]
+fn entries_and_manifests_must_be_objects_not_arrays_of_their_fields() {
+    let err = parse_lines("[\"a.jpg\", \"photo-1\", \"b.jpg\"]\n").unwrap_err().to_string();
+    assert!(err.contains("line 1") && err.contains("expected a JSON object"), "{err}");
+    let err = parse(r#"{"version":1,"assets":[["a.jpg","photo-1"]]}"#).unwrap_err().to_string();
+    assert!(err.contains("expected a JSON object"), "{err}");
+    let err = parse(r#"[1, null, null, [["a.jpg"]]]"#).unwrap_err().to_string();
+    assert!(err.contains("expected a JSON object"), "{err}");
+}
