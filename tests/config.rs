@@ -184,9 +184,9 @@ fn a_flag_beats_the_environment_which_beats_the_file() {
     let batch = Batch::new(None);
     batch.config("spinlift.toml", "api_rps = 7\n", 0o600);
     let output = batch.run(&[], &["--dry-run"]);
-    assert!(stdout_of(&output).contains("at 7 API requests/s"), "{}", describe(&output));
+    assert!(stdout_of(&output).contains("API limit (7 requests/s"), "{}", describe(&output));
     let output = batch.run(&[("SPINLIFT_API_RPS", "9")], &["--dry-run"]);
-    assert!(stdout_of(&output).contains("at 9 API requests/s"), "{}", describe(&output));
+    assert!(stdout_of(&output).contains("API limit (9 requests/s"), "{}", describe(&output));
 }
 
 #[test]

@@ -134,7 +134,26 @@ fn a_dry_run_checks_every_file_and_sends_nothing() {
     let stdout = stdout_of(&output);
     assert!(stdout.contains("9 of 10 entries would be uploaded, 0.0 MiB"), "{stdout}");
     assert!(stdout.contains(&format!("{}: not a regular file", set.files[3].path)), "{stdout}");
-    assert!(stdout.contains("takes at least 1 s"), "18 API calls at 30/s: {stdout}");
+    assert!(
+        stdout.contains("estimate: at least 1 s, bound by FileSpin's API limit"),
+        "18 API calls at 30/s: {stdout}"
+    );
+    assert!(stdout.contains("< 100 KiB:         9 files"), "the size distribution: {stdout}");
+
+    // With the upload rate measured, large files are bound by it instead.
+    std::fs::write(set.dir.join(&set.files[0].path), vec![0u8; 30_000_000]).unwrap();
+    let output = filespin
+        .spinlift()
+        .args(["run", "--dry-run", "--api-rps", "30", "--upload-rate", "1MB/s"])
+        .arg(&set.manifest)
+        .output()
+        .unwrap();
+    let stdout = stdout_of(&output);
+    assert!(stdout.contains("estimate: at least 30 s, bound by upload bandwidth (1.0 MB/s)"), "{stdout}");
+    assert!(
+        stdout.contains("(FileSpin's API limit (30 requests/s, two a file: 15.0 files/s) alone: 1 s)"),
+        "{stdout}"
+    );
     let stats = filespin.emulator.stats();
     assert_eq!(stats.api_requests + stats.s3_requests, 0, "a dry run touches no API");
 }

@@ -6,6 +6,7 @@ mod bench;
 mod config;
 mod demo;
 mod emulator;
+mod estimate;
 mod progress;
 mod report;
 mod run;

@@ -12,6 +12,7 @@ use spinlift_core::FailureKind;
 use spinlift_transport::parse_bandwidth;
 
 use super::config::{self, FileConfig, ServiceData};
+use super::estimate;
 use super::progress::Progress;
 use super::{EXIT_FAILED_ASSETS, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, cancel_on_signal};
 
@@ -66,10 +67,14 @@ pub(crate) struct RunArgs {
     /// Keep no checkpoint journal: a re-run starts over and may upload files again.
     #[arg(long, conflicts_with = "checkpoint")]
     no_checkpoint: bool,
-    /// Check the manifest and every file, say what would be uploaded and how long the API limit makes it
-    /// take; send nothing (no API key needed).
+    /// Check the manifest and every file, say what would be uploaded and how long it would take (the API
+    /// limit, --upload-rate/--bwlimit, --s3-rps); send nothing (no API key needed).
     #[arg(long)]
     dry_run: bool,
+    /// For --dry-run's estimate: the upload bandwidth you expect, e.g. 40MB/s (measure it with
+    /// `spinlift bench`) [default: --bwlimit].
+    #[arg(long, value_name = "RATE", value_parser = parse_bandwidth, requires = "dry_run")]
+    upload_rate: Option<NonZeroU64>,
     /// Try again the entries that failed for good in an earlier run.
     #[arg(long)]
     retry_failed: bool,
@@ -125,7 +130,9 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     let service_data = config::merge_service_data(&file.service_data, manifest.service_data.as_ref(), &flags);
     manifest.service_data = Some(service_data.clone());
     if args.dry_run {
-        return dry_run(&manifest, api_rps);
+        let s3_rps = args.s3_rps.or(file.s3_rps).unwrap_or(0);
+        let rate = args.upload_rate.or(args.bwlimit).or(file.bwlimit).map(NonZeroU64::get);
+        return dry_run(&manifest, api_rps, s3_rps, rate);
     }
     let non_empty = |k: &String| !k.trim().is_empty();
     let Some(api_key) = args.api_key.filter(non_empty).or(file.api_key.filter(non_empty)) else {
@@ -189,8 +196,9 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     code
 }
 
-/// `run --dry-run`: what a run would upload, from the manifest and the files alone.
-fn dry_run(manifest: &Manifest, api_rps: u32) -> u8 {
+/// `run --dry-run`: what a run would upload, from the manifest and the files alone, and how long it would
+/// take at the limits that apply.
+fn dry_run(manifest: &Manifest, api_rps: u32, s3_rps: u32, upload_rate: Option<u64>) -> u8 {
     let plan = Plan::of(manifest);
     println!(
         "dry run: {} of {} entries would be uploaded, {:.1} MiB",
@@ -198,13 +206,34 @@ fn dry_run(manifest: &Manifest, api_rps: u32) -> u8 {
         manifest.entries.len(),
         plan.bytes as f64 / 1048576.0
     );
-    if let Some(secs) = plan.api_bound_secs(api_rps) {
-        println!(
-            "at {api_rps} API requests/s (two per file) the run takes at least {:.0} s ({:.1} h); \
-             large files may be bound by bandwidth instead",
-            secs,
-            secs / 3600.0
-        );
+    let mut sizes = estimate::Sizes::default();
+    for entry in &manifest.entries {
+        if let Some(meta) = manifest.resolve(entry).ok().and_then(|p| std::fs::metadata(p).ok())
+            && meta.is_file()
+        {
+            sizes.add(meta.len());
+        }
+    }
+    for line in sizes.lines() {
+        println!("  {line}");
+    }
+    let bounds = estimate::bounds(&sizes, api_rps, s3_rps, upload_rate);
+    match bounds.first() {
+        Some((bound, secs)) => {
+            println!("estimate: at least {}, bound by {bound}", estimate::human(*secs));
+            for (other, secs) in &bounds[1..] {
+                println!("  ({other} alone: {})", estimate::human(*secs));
+            }
+            if upload_rate.is_none() {
+                println!(
+                    "  large files may be bound by bandwidth instead: give --upload-rate (measure it with \
+                     `spinlift bench`)"
+                );
+            }
+        }
+        None => {
+            println!("estimate: no limit set (--api-rps 0, no --upload-rate): nothing bounds it up front")
+        }
     }
     for (path, reason) in plan.problems.iter().take(20) {
         println!("  would fail: {path}: {reason}");
