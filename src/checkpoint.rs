@@ -105,7 +105,7 @@ pub(crate) fn resume(
 /// The fingerprint a run writes into its journal's header: the manifest's entry ids, and the directory
 /// its files are in (`<ids>:<root>`). The root part tells a checkpoint taken to another tree (or given
 /// with `--checkpoint` to another batch with the same ids) from its own.
-pub(crate) fn fingerprint(ids: &[&str], root: &Path) -> String {
+pub fn fingerprint(ids: &[&str], root: &Path) -> String {
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let root = root.to_string_lossy();
     format!("{}:{}", fingerprint_ids(ids.iter().copied()), fingerprint_ids([root.as_ref()].into_iter()))

@@ -64,6 +64,8 @@ mod throttle;
 
 pub use backoff::BackoffConfig;
 pub use checkpoint::Checkpoint;
+#[doc(hidden)] // for `spinlift bench entries`, which writes a finished checkpoint without uploading
+pub use checkpoint::fingerprint as checkpoint_fingerprint;
 pub use engine::{Engine, EngineBuilder, EngineConfig, JournalSinkFn, MAX_POST_OBJECT_SIZE, RunOptions};
 pub use error::EngineError;
 pub use events::{Progress, ProgressSender, RunHandle};

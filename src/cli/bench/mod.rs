@@ -38,6 +38,9 @@ pub(crate) enum Workload {
     Mixed,
     /// One 1 GiB file: the memory a large upload takes.
     Huge,
+    /// A 10⁶-entry JSON Lines manifest whose checkpoint says every entry is registered: the memory per
+    /// entry and the time to load, replay and resume it (no uploads, no server).
+    Entries,
 }
 
 impl Workload {
@@ -48,6 +51,7 @@ impl Workload {
             Workload::Large => (8, 256 * MIB),
             Workload::Mixed => (200, 0),
             Workload::Huge => (1, 1024 * MIB),
+            Workload::Entries => (1_000_000, 0),
         };
         let count = count.unwrap_or(default_count);
         match (self, size) {
@@ -69,6 +73,7 @@ impl Workload {
             Workload::Large => "large",
             Workload::Mixed => "mixed",
             Workload::Huge => "huge",
+            Workload::Entries => "entries",
         }
     }
 }
@@ -202,6 +207,20 @@ struct Results {
     target: String,
     md5_single_core_mb_per_s: f64,
     workloads: Vec<WorkloadResult>,
+    entries: Option<EntriesResult>,
+}
+
+/// The `entries` workload: a finished batch of `count` entries resumed.
+#[derive(Debug, Clone, Serialize)]
+struct EntriesResult {
+    count: usize,
+    /// Load the manifest, replay and rewrite the checkpoint, drain every entry, write nothing else.
+    resume_s: f64,
+    peak_rss_bytes: u64,
+    /// The same for 1,000 entries: what the process costs without the entries.
+    baseline_rss_bytes: u64,
+    /// (peak − baseline) / (count − 1,000).
+    bytes_per_entry: f64,
 }
 
 pub(crate) async fn bench(args: BenchArgs) -> u8 {
@@ -231,8 +250,13 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         target: args.api_url.clone().unwrap_or_else(|| "local emulator (separate process)".into()),
         md5_single_core_mb_per_s: md5_mb_s,
         workloads: Vec::new(),
+        entries: None,
     };
     for workload in workloads {
+        if workload == Workload::Entries {
+            results.entries = Some(entries_workload(&dir, args.count.unwrap_or(1_000_000))?);
+            continue;
+        }
         let sizes = workload.sizes(args.count, args.size);
         let set = generate(&dir.join(workload.name()), &sizes)?;
         let bytes: u64 = sizes.iter().sum();
@@ -336,6 +360,109 @@ fn generate(dir: &Path, sizes: &[u64]) -> Result<SampleSet, String> {
     Ok(set)
 }
 
+/// `count` entries as `scan` would list them, with a checkpoint in which every one is registered.
+fn finished_batch(dir: &Path, count: usize) -> Result<PathBuf, String> {
+    use spinlift_manifest::journal::{Journal, JournalOptions, Record};
+    let dir = dir.join(format!("entries-{count}"));
+    let manifest = dir.join("manifest.jsonl");
+    let checkpoint = dir.join("manifest.jsonl.checkpoint");
+    if manifest.exists() && checkpoint.exists() {
+        return Ok(manifest);
+    }
+    eprintln!("writing a finished batch of {count} entries in {}", dir.display());
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let paths: Vec<String> =
+        (0..count).map(|i| format!("photos/{}/{:02}/IMG_{i:07}.jpg", 2010 + i % 15, i % 12 + 1)).collect();
+    let mut text = String::with_capacity(count * 90);
+    for (i, path) in paths.iter().enumerate() {
+        text += &format!("{{\"path\":\"{path}\",\"size\":{},\"mtime_ms\":1700000000000}}\n", 100_000 + i);
+    }
+    std::fs::write(&manifest, text).map_err(|e| e.to_string())?;
+    let ids: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let fingerprint =
+        spinlift::checkpoint_fingerprint(&ids, &std::path::absolute(&dir).map_err(|e| e.to_string())?);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| {
+        runtime.block_on(async {
+            let options = JournalOptions { durable: false, ..JournalOptions::default() };
+            let journal =
+                Journal::open(&checkpoint, &fingerprint, None, options).await.map_err(|e| e.to_string())?;
+            for (i, path) in paths.iter().enumerate() {
+                let state = spinlift_core::State::Registered {
+                    asset_id: format!("{i:032x}"),
+                    size: 100_000 + i as u64,
+                    md5: format!("{:032x}", i as u128 * 7919),
+                };
+                let stamp = spinlift_manifest::journal::SourceStamp {
+                    size: 100_000 + i as u64,
+                    mtime_ms: 1_700_000_000_000,
+                };
+                journal
+                    .append_nowait(Record::new(path.as_str(), state).with_source(stamp))
+                    .map_err(|e| e.to_string())?;
+            }
+            journal.close().await.map_err(|e| e.to_string())
+        })
+    })?;
+    Ok(manifest)
+}
+
+/// Resumes finished batches of `count` and of 1,000 entries, each in a process of its own.
+fn entries_workload(dir: &Path, count: usize) -> Result<EntriesResult, String> {
+    let resume = |n: usize| -> Result<Outcome, String> {
+        let manifest = finished_batch(dir, n)?;
+        let out = dir.join(format!("entries-{n}.outcome.json"));
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let status = Command::new(exe)
+            .args([
+                "bench-worker",
+                "--client",
+                "spinlift",
+                "--api-url",
+                "http://127.0.0.1:9",
+                "--concurrency",
+                "16",
+            ])
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("--checkpoint")
+            .arg(manifest.with_extension("jsonl.checkpoint"))
+            .arg("--out")
+            .arg(&out)
+            .env("FILESPIN_API_KEY", "unused")
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot start the worker: {e}"))?;
+        if !status.success() {
+            return Err(format!("resuming {n} entries failed ({status})"));
+        }
+        let outcome: Outcome = serde_json::from_slice(&std::fs::read(&out).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        if outcome.files != n as u64 {
+            return Err(format!("resuming {n} entries found {} registered", outcome.files));
+        }
+        Ok(outcome)
+    };
+    let baseline = resume(1_000)?;
+    let big = resume(count)?;
+    let bytes_per_entry = big.peak_rss_bytes.saturating_sub(baseline.peak_rss_bytes) as f64
+        / (count.saturating_sub(1_000).max(1)) as f64;
+    eprintln!(
+        "entries: {count} registered entries resumed in {:.2} s, peak RSS {:.1} MiB ({:.1} MiB for 1,000): {:.0} B per entry",
+        big.elapsed_s,
+        big.peak_rss_bytes as f64 / MIB as f64,
+        baseline.peak_rss_bytes as f64 / MIB as f64,
+        bytes_per_entry
+    );
+    Ok(EntriesResult {
+        count,
+        resume_s: big.elapsed_s,
+        peak_rss_bytes: big.peak_rss_bytes,
+        baseline_rss_bytes: baseline.peak_rss_bytes,
+        bytes_per_entry,
+    })
+}
+
 /// A local FileSpin in a child process, with its objects under a directory of its own.
 struct ChildEmulator {
     child: Child,
@@ -436,6 +563,16 @@ impl PossibleValueName for Client {
 }
 
 fn print_table(results: &Results) {
+    if let Some(e) = &results.entries {
+        println!(
+            "\nentries: {} registered entries resumed (manifest loaded, checkpoint replayed and rewritten) in \
+             {:.2} s; peak RSS {:.1} MiB, {:.0} bytes per entry over a 1,000-entry baseline",
+            e.count,
+            e.resume_s,
+            e.peak_rss_bytes as f64 / MIB as f64,
+            e.bytes_per_entry
+        );
+    }
     println!(
         "\nspinlift {} bench, {} cores, {} in flight, against {}; MD5 on one core {:.0} MB/s",
         results.spinlift_version,
