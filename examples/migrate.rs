@@ -4,12 +4,16 @@
 //!
 //! ```text
 //! FILESPIN_API_URL=https://app.filespin.io FILESPIN_API_KEY=… \
-//!     cargo run --release --example migrate -- export.csv /srv/media mapping.csv
+//!     cargo run --release --example migrate -- EXPORT.csv ROOT MAPPING.csv
 //! ```
 //!
-//! Without `FILESPIN_API_KEY` it starts the embedded FileSpin emulator and migrates a generated sample
-//! library into it, so `cargo run --example migrate` shows the whole thing on any machine. Run it twice:
-//! the second run finds everything done in the checkpoint and uploads nothing.
+//! `EXPORT.csv` has one `legacy_id,relative_path` line per file (a header line of that text is skipped);
+//! paths are relative to `ROOT`. The mapping `legacy_id,asset_id,status,error` goes to `MAPPING.csv`, and
+//! the checkpoint beside it (`MAPPING.checkpoint`): run the same command again after an interruption.
+//!
+//! Without arguments it starts the embedded FileSpin emulator and migrates a generated sample library
+//! into it (whatever `FILESPIN_API_KEY` says), so `cargo run --example migrate` shows the whole thing on
+//! any machine without touching a real account.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -30,6 +34,9 @@ pub(crate) async fn migrate(
     let mut builder = Manifest::builder(root)
         .service_data(serde_json::json!({"app": "legacy-import", "build": env!("CARGO_PKG_VERSION")}));
     for (n, line) in std::fs::read_to_string(export)?.lines().enumerate() {
+        if line.trim().is_empty() || (n == 0 && line.trim().eq_ignore_ascii_case("legacy_id,relative_path")) {
+            continue;
+        }
         let Some((legacy_id, path)) = line.split_once(',') else {
             return Err(
                 format!("{}: line {} is not `legacy_id,relative_path`", export.display(), n + 1).into()
@@ -90,14 +97,22 @@ fn csv_writer(path: &Path) -> std::io::Result<std::io::BufWriter<std::fs::File>>
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let report = match (std::env::var("FILESPIN_API_KEY"), args.as_slice()) {
-        (Ok(key), [export, root, mapping]) => {
+    let report = match args.as_slice() {
+        [export, root, mapping] => {
+            let key = std::env::var("FILESPIN_API_KEY")
+                .map_err(|_| "set FILESPIN_API_KEY (and FILESPIN_API_URL) to migrate into your FileSpin")?;
             let url = std::env::var("FILESPIN_API_URL").unwrap_or_else(|_| "https://app.filespin.io".into());
-            migrate(export, root, mapping, &url, Secret::new(key)).await?
+            let report = migrate(export, root, mapping, &url, Secret::new(key)).await?;
+            println!("mapping: {}", mapping.display());
+            report
         }
-        (Ok(_), _) => return Err("usage: migrate EXPORT.csv ROOT MAPPING.csv".into()),
-        (Err(_), _) => {
-            eprintln!("FILESPIN_API_KEY is not set: migrating a sample library into the embedded emulator");
+        [_, ..] => {
+            return Err(
+                "usage: migrate [EXPORT.csv ROOT MAPPING.csv] (no arguments: a demo on the emulator)".into(),
+            );
+        }
+        [] => {
+            eprintln!("no arguments: migrating a generated sample library into the embedded emulator");
             let emulator = spinlift_emulator::Emulator::start(Default::default()).await?;
             let dir = tempfile::tempdir()?;
             let sample =
@@ -105,10 +120,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
             let export = dir.path().join("export.csv");
             let lines: Vec<String> =
                 sample.files.iter().enumerate().map(|(i, f)| format!("legacy-{i},{}", f.path)).collect();
-            std::fs::write(&export, lines.join("\n"))?;
+            std::fs::write(&export, format!("legacy_id,relative_path\n{}", lines.join("\n")))?;
             let mapping = dir.path().join("mapping.csv");
             let key = Secret::new(emulator.api_key().to_owned());
             let report = migrate(&export, dir.path(), &mapping, &emulator.api_url(), key).await?;
+            println!("the first lines of the mapping (the whole of it was in a temporary directory):");
             println!("{}", std::fs::read_to_string(&mapping)?.lines().take(4).collect::<Vec<_>>().join("\n"));
             report
         }

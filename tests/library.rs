@@ -49,7 +49,7 @@ async fn the_example_migrates_a_legacy_list_and_writes_the_id_mapping_once() {
     let export = dir.path().join("export.csv");
     let lines: Vec<String> =
         set.files.iter().enumerate().map(|(i, f)| format!("legacy-{i},{}", f.path)).collect();
-    std::fs::write(&export, lines.join("\n")).unwrap();
+    std::fs::write(&export, format!("legacy_id,relative_path\n{}\n", lines.join("\n"))).unwrap();
     let mapping = dir.path().join("mapping.csv");
     let key = || Secret::new(emulator.api_key().to_owned());
 

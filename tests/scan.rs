@@ -52,3 +52,41 @@ fn scan_then_run_uploads_the_tree_the_user_chose() {
     names.sort();
     assert_eq!(names, ["a.jpg", "a.jpg", "b.jpg", "b.jpg", "empty.jpg", "empty.jpg"]);
 }
+
+#[test]
+fn globs_follow_gitignore_rules_and_a_manifest_written_inside_the_tree_does_not_list_itself() {
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    for file in ["photos/a.jpg", "photos/2023/b.jpg", "docs/x.tmp", "docs/sub/y.tmp", "docs/z.txt"] {
+        std::fs::create_dir_all(t.join(file).parent().unwrap()).unwrap();
+        std::fs::write(t.join(file), file).unwrap();
+    }
+    let listed = |args: &[&str], output: &str| -> Vec<String> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spinlift"))
+            .current_dir(t)
+            .args(["scan", ".", "-o", output])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(t.join(output)).unwrap();
+        std::fs::remove_file(t.join(output)).unwrap();
+        let mut paths: Vec<String> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["path"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        paths.sort();
+        paths
+    };
+    // `*` stays within one directory; `**` crosses them.
+    assert_eq!(listed(&["--include", "photos/*"], "m1.jsonl"), ["photos/a.jpg"]);
+    assert_eq!(listed(&["--include", "photos/**"], "m2.jsonl"), ["photos/2023/b.jpg", "photos/a.jpg"]);
+    // A glob without '/' matches a name at any depth; the manifest written into the tree is not listed.
+    assert_eq!(
+        listed(&["--exclude", "*.tmp"], "m3.jsonl"),
+        ["docs/z.txt", "photos/2023/b.jpg", "photos/a.jpg"]
+    );
+}

@@ -152,6 +152,9 @@ pub(crate) fn cancel_on_signal(token: spinlift::CancellationToken) {
         eprintln!("\ninterrupted: finishing requests in flight (Ctrl-C again to quit at once)");
         token.cancel();
         let _ = tokio::signal::ctrl_c().await;
+        eprintln!(
+            "interrupted again: quitting now; the checkpoint holds what was done, run the same command to continue"
+        );
         std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
 }

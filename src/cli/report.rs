@@ -56,7 +56,14 @@ fn build(args: &ReportArgs) -> Result<(), Box<dyn std::error::Error>> {
         EntryReport::from_state(&entry.id, &entry.path, &state, None)
     });
     let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::fs::File::create(p)?),
+        Some(p) => {
+            // 0600 like the run's --report: the mapping of files to asset ids is nobody else's business.
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            Box::new(options.open(p)?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = std::io::BufWriter::new(out);

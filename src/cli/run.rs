@@ -72,7 +72,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     dry_run: bool,
     /// For --dry-run's estimate: the upload bandwidth you expect, e.g. 40MB/s (measure it with
-    /// `spinlift bench`) [default: --bwlimit].
+    /// `spinlift bench large --api-url URL`) [default: --bwlimit].
     #[arg(long, value_name = "RATE", value_parser = parse_bandwidth, requires = "dry_run")]
     upload_rate: Option<NonZeroU64>,
     /// Try again the entries that failed for good in an earlier run.
@@ -177,6 +177,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         (Some(path), false) => Checkpoint::At(path),
         (None, false) => Checkpoint::BesideManifest,
     };
+    tracing::info!(manifest = %args.manifest.display(), entries = manifest.entries.len(), concurrency, api_rps, "run started");
     let report = engine.run(&manifest, &options, &progress, cancel).await;
     progress.finish();
     let report = match report {
@@ -226,8 +227,8 @@ fn dry_run(manifest: &Manifest, api_rps: u32, s3_rps: u32, upload_rate: Option<u
             }
             if upload_rate.is_none() {
                 println!(
-                    "  large files may be bound by bandwidth instead: give --upload-rate (measure it with \
-                     `spinlift bench`)"
+                    "  large files may be bound by bandwidth instead: give --upload-rate (your link's upload \
+                     speed, or what `spinlift bench large --api-url …` measured)"
                 );
             }
         }
@@ -251,6 +252,15 @@ pub(crate) fn finish(report: &RunReport) -> u8 {
     }
     let secs = report.elapsed.as_secs_f64().max(1e-9);
     let bytes = report.registered_bytes();
+    tracing::info!(
+        registered = report.registered(),
+        failed = report.failed(),
+        pending = report.pending(),
+        bytes,
+        seconds = secs,
+        stopped = report.stopped.is_some(),
+        "run finished"
+    );
     eprintln!(
         "{} registered, {} failed, {} not finished; {:.1} MiB in {:.1} s ({:.1} files/s, {:.1} MB/s)",
         report.registered(),
@@ -288,7 +298,8 @@ pub(crate) fn finish(report: &RunReport) -> u8 {
         Some(StopReason::Batch(failure)) => {
             let advice = match &failure.kind {
                 FailureKind::Status { status: 401, .. } => {
-                    "FileSpin refused the API key (401): check FILESPIN_API_KEY or --api-key (the key is not shown here)"
+                    "FileSpin refused the API key (401): check the key you gave (--api-key, FILESPIN_API_KEY or \
+                     api_key in spinlift.toml; it is not shown here)"
                 }
                 FailureKind::Status { status: 403, .. } => {
                     "FileSpin refused the request (403): the account may be disabled, its upload limit reached, or the key lacks permission"
@@ -308,7 +319,12 @@ pub(crate) fn finish(report: &RunReport) -> u8 {
             eprintln!("interrupted: run the same command again to continue");
             EXIT_INTERRUPTED
         }
-        _ if report.failed() > 0 => EXIT_FAILED_ASSETS,
+        _ if report.failed() > 0 => {
+            eprintln!(
+                "fix what the failures say, then run again with --retry-failed to try those entries again"
+            );
+            EXIT_FAILED_ASSETS
+        }
         _ => EXIT_OK,
     }
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use spinlift_manifest::Format;
 
 use super::{EXIT_OK, EXIT_STOPPED};
@@ -16,10 +16,11 @@ pub(crate) struct ScanArgs {
     /// The manifest to write: .json, or .jsonl for big trees (one asset per line).
     #[arg(long, short)]
     output: PathBuf,
-    /// Only files whose path (relative to DIR, with '/') matches one of these globs.
+    /// Only files whose path (relative to DIR, with '/') matches one of these globs. As in .gitignore:
+    /// `*` stays within a directory, `**` crosses them, a glob without '/' matches the name at any depth.
     #[arg(long)]
     include: Vec<String>,
-    /// Leave out files whose relative path matches one of these globs.
+    /// Leave out files whose relative path matches one of these globs (same rules as --include).
     #[arg(long)]
     exclude: Vec<String>,
     /// Include hidden files and directories (names starting with '.').
@@ -47,7 +48,14 @@ fn globs(patterns: &[String]) -> Result<Option<GlobSet>, String> {
     }
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        b.add(Glob::new(p).map_err(|e| format!("bad glob {p:?}: {e}"))?);
+        let glob = |p: &str| {
+            GlobBuilder::new(p).literal_separator(true).build().map_err(|e| format!("bad glob {p:?}: {e}"))
+        };
+        b.add(glob(p)?);
+        // As in .gitignore: a glob without '/' (`*.tmp`) matches a file's name at any depth.
+        if !p.contains('/') {
+            b.add(glob(&format!("**/{p}"))?);
+        }
     }
     b.build().map(Some).map_err(|e| e.to_string())
 }
@@ -91,9 +99,11 @@ fn scan_inner(args: &ScanArgs) -> Result<Counts, String> {
     let include = globs(&args.include)?;
     let exclude = globs(&args.exclude)?;
     let root_str = root.to_str().ok_or("the directory's path is not UTF-8")?;
-    let output_real = args.output.canonicalize().ok();
     let format = Format::from_path(&args.output);
-    let file = std::fs::File::create(&args.output).map_err(|e| format!("{}: {e}", args.output.display()))?;
+    let file = std::fs::File::create(&args.output)
+        .map_err(|e| format!("cannot create the manifest {}: {e}", args.output.display()))?;
+    // After it exists: a manifest written inside the tree does not list itself.
+    let output_real = args.output.canonicalize().ok();
     let mut out = std::io::BufWriter::new(file);
     let io = |e: std::io::Error| format!("{}: {e}", args.output.display());
     let header = serde_json::json!({"version": 1, "root": root_str});

@@ -40,7 +40,12 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
     let checkpoint = args.checkpoint.map(Checkpoint::At).unwrap_or_default();
     let Some(path) = checkpoint.path_for(&manifest.source) else { return EXIT_STOPPED };
     let replayed = match replay(&path) {
-        Ok(r) => r.unwrap_or_default(),
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            println!("checkpoint: none yet at {} (nothing has run)", path.display());
+            println!("{} entries: all pending", manifest.entries.len());
+            return EXIT_OK;
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_STOPPED;

@@ -82,7 +82,11 @@ impl Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.step, self.message)
+        match self.kind {
+            // Found before any request: the step would only mislead ("requesting an upload form").
+            FailureKind::Source => f.write_str(&self.message),
+            _ => write!(f, "{}: {}", self.step, self.message),
+        }
     }
 }
 
