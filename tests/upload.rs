@@ -133,6 +133,15 @@ fn the_mapping_from_path_to_asset_id_can_be_rebuilt_from_the_checkpoint() {
     let output =
         filespin.spinlift().args(["run", "-q", "--report"]).arg(&report).arg(&set.manifest).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("this run: 12 entries in"), "{}", stderr_of(&output));
+    // Run again: nothing to do, and the summary says so rather than quoting a rate.
+    let again = filespin.spinlift().args(["run", "-q"]).arg(&set.manifest).output().unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        stderr_of(&again).contains("12 registered, 0 failed, 0 not finished; nothing left to do"),
+        "{}",
+        stderr_of(&again)
+    );
 
     // JSON Lines: the same lines the run wrote.
     let rebuilt = filespin.spinlift().arg("report").arg(&set.manifest).output().unwrap();

@@ -69,7 +69,7 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, Box<dyn std::error::Error>> {
     let report = engine.run(&manifest, &RunOptions::default(), &progress, cancel).await;
     progress.finish();
     let report = report?;
-    let code = finish(&report);
+    let code = finish(&report, &progress);
     if code != EXIT_OK {
         return Ok(code);
     }

@@ -18,6 +18,7 @@ pub(crate) struct Progress {
     retries: AtomicU64,
     concurrency: AtomicU64,
     in_flight: AtomicU64,
+    worked: AtomicU64,
     total_bytes: u64,
     sent: AtomicU64,
     started: Instant,
@@ -54,6 +55,7 @@ impl Progress {
             retries: AtomicU64::new(0),
             concurrency: AtomicU64::new(concurrency as u64),
             in_flight: AtomicU64::new(0),
+            worked: AtomicU64::new(0),
             total_bytes,
             sent: AtomicU64::new(0),
             started,
@@ -112,6 +114,12 @@ impl Progress {
         );
     }
 
+    /// Entries worked on in this run (not finished in an earlier one), and file bytes sent (retries
+    /// included).
+    pub(crate) fn work_done(&self) -> (u64, u64) {
+        (self.worked.load(Ordering::Relaxed), self.sent.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
     }
@@ -132,6 +140,10 @@ impl Observer for Progress {
     fn concurrency(&self, limit: usize) {
         self.concurrency.store(limit as u64, Ordering::Relaxed);
         self.update_message();
+    }
+
+    fn started(&self, _id: &str) {
+        self.worked.fetch_add(1, Ordering::Relaxed);
     }
 
     fn in_flight(&self, assets: usize) {

@@ -187,7 +187,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
             return EXIT_STOPPED;
         }
     };
-    let mut code = finish(&report);
+    let mut code = finish(&report, &progress);
     if let Some(path) = &args.report
         && let Err(e) = report.write_jsonl(path)
     {
@@ -246,7 +246,7 @@ fn dry_run(manifest: &Manifest, api_rps: u32, s3_rps: u32, upload_rate: Option<u
 }
 
 /// Prints the summary and the failures; returns the exit code.
-pub(crate) fn finish(report: &RunReport) -> u8 {
+pub(crate) fn finish(report: &RunReport, progress: &Progress) -> u8 {
     for note in &report.notes {
         eprintln!("note: {note}");
     }
@@ -261,15 +261,24 @@ pub(crate) fn finish(report: &RunReport) -> u8 {
         stopped = report.stopped.is_some(),
         "run finished"
     );
+    // Rates of what this run did: a re-run of a finished batch is not 100,000 files a second.
+    let (worked, sent) = progress.work_done();
+    let this_run = if worked == 0 {
+        "nothing left to do (every entry was finished by an earlier run)".to_owned()
+    } else {
+        format!(
+            "this run: {worked} entries in {:.1} s ({:.1} entries/s), {:.1} MiB sent ({:.1} MB/s)",
+            secs,
+            worked as f64 / secs,
+            sent as f64 / 1048576.0,
+            sent as f64 / 1e6 / secs,
+        )
+    };
     eprintln!(
-        "{} registered, {} failed, {} not finished; {:.1} MiB in {:.1} s ({:.1} files/s, {:.1} MB/s)",
+        "{} registered, {} failed, {} not finished; {this_run}",
         report.registered(),
         report.failed(),
         report.pending(),
-        bytes as f64 / 1048576.0,
-        secs,
-        report.registered() as f64 / secs,
-        bytes as f64 / 1e6 / secs,
     );
     let failed: Vec<_> = report.entries.iter().filter(|e| e.status == "failed").collect();
     for e in failed.iter().take(20) {
