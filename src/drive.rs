@@ -4,11 +4,14 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use futures::future::BoxFuture;
 use rand::rngs::StdRng;
 use spinlift_core::{Action, Asset, Event, Failure, FailureKind, State, Step};
-use spinlift_manifest::journal::{Journal, Record, SourceStamp};
+use spinlift_manifest::journal::{Journal, JournalError, Record, SourceStamp};
 use spinlift_manifest::{Entry, Manifest};
-use spinlift_transport::{RegisterOutcome, RegisterRequest, UploadForm, UploadReceipt};
+use spinlift_transport::{
+    PreparedFile, RegisterOutcome, RegisterRequest, TransportError, UploadForm, UploadReceipt,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{must_be_durable, record, resume};
@@ -39,6 +42,20 @@ pub(crate) struct Run<'a> {
     pub(crate) in_flight: AtomicUsize,
     /// The journal was written for files elsewhere: registered entries are checked against their files.
     pub(crate) verify_registered: bool,
+}
+
+/// The longest a registration's record waits for other records to share its fsync.
+const REGISTERED_WITHIN: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A record on its way to the disk: resolves once it is durable.
+pub(crate) type Durable = BoxFuture<'static, Result<(), JournalError>>;
+
+/// How far [`Run::drive`] took an entry.
+pub(crate) struct Driven {
+    pub(crate) report: EntryReport,
+    /// The record of the entry's registration, still on its way to the disk: the run counts the entry
+    /// (reports it) once it is durable, and meanwhile lets the next entry start.
+    pub(crate) registered: Option<Durable>,
 }
 
 /// Counts an entry in flight while it lives.
@@ -80,7 +97,7 @@ impl Run<'_> {
     }
 
     /// Takes one entry as far as it goes in this run, from what the journal recorded for it.
-    pub(crate) async fn drive(&self, entry: &Entry, mut recorded: Option<Record>) -> EntryReport {
+    pub(crate) async fn drive(&self, entry: &Entry, mut recorded: Option<Record>) -> Driven {
         let engine = self.engine;
         if self.verify_registered
             && let Some(r) = &recorded
@@ -100,7 +117,8 @@ impl Run<'_> {
             && r.state.is_final()
             && !(self.retry_failed && matches!(r.state, State::Failed { .. }))
         {
-            return EntryReport::from_state(&entry.id, &entry.path, &r.state, None);
+            let report = EntryReport::from_state(&entry.id, &entry.path, &r.state, None);
+            return Driven { report, registered: None };
         }
         let _in_flight = InFlight::enter(self, &entry.id);
         let mut source = check_source(self.manifest, entry);
@@ -117,7 +135,12 @@ impl Run<'_> {
         {
             self.checkpoint(entry, &asset, form.as_ref(), stamp).await;
         }
+        // The file, opened and its first chunk read while the form's record went to the disk.
+        let mut prepared: Option<Result<PreparedFile, TransportError>> = None;
+        let mut registered = None;
         loop {
+            // Only for the upload that comes right after: anything else in between, and it is stale.
+            let ready = prepared.take();
             if self.stop.is_cancelled() {
                 break;
             }
@@ -187,7 +210,7 @@ impl Run<'_> {
                             ))
                         } else {
                             self.checkpoint(entry, &asset, form.as_ref(), Some(src.stamp)).await;
-                            self.upload(f, src).await
+                            self.upload(f, src, ready).await
                         }
                     }
                     (_, Err(message)) => {
@@ -254,22 +277,48 @@ impl Run<'_> {
             }
             if asset.state() != &before {
                 let stamp = source.as_ref().ok().map(|s| s.stamp);
-                self.checkpoint(entry, &asset, form.as_ref(), stamp).await;
+                let durable = self.record(entry, &asset, form.as_ref(), stamp);
+                match (asset.state(), &source) {
+                    // Nothing is left to do but count it: the next entry need not wait for the disk.
+                    (State::Registered { .. }, _) => registered = durable,
+                    // The upload may not start before the form's record is durable, but the file can
+                    // be opened and read meanwhile.
+                    (State::FormIssued { .. }, Ok(src)) => {
+                        let (_, file) =
+                            tokio::join!(self.settle(durable), engine.client.prepare_file(&src.path));
+                        prepared = Some(file);
+                    }
+                    _ => self.settle(durable).await,
+                }
             }
         }
         if let State::Failed { failure, .. } = asset.state() {
             tracing::info!(id = %entry.id, path = %entry.path, %failure, "entry failed");
         }
         let note = if asset.state().is_final() { None } else { self.stop_note() };
-        EntryReport::from_state(&entry.id, &entry.path, asset.state(), note.as_ref())
+        let report = EntryReport::from_state(&entry.id, &entry.path, asset.state(), note.as_ref());
+        Driven { report, registered }
     }
 
     /// Uploads the source with `form`; a source that changed while it was sent is not reported as
     /// uploaded.
-    async fn upload(&self, form: &UploadForm, src: &Source) -> Event {
+    async fn upload(
+        &self,
+        form: &UploadForm,
+        src: &Source,
+        prepared: Option<Result<PreparedFile, TransportError>>,
+    ) -> Event {
         let observer = self.observer;
+        let client = &self.engine.client;
         let slot = self.throttle.slot().await;
-        let result = self.engine.client.upload_file(form, &src.path, &|n| observer.bytes_sent(n)).await;
+        let prepared = match prepared {
+            Some(prepared) => prepared,
+            None => client.prepare_file(&src.path).await,
+        };
+        let result = match prepared {
+            Ok(file) => client.upload_prepared(form, file, &|n| observer.bytes_sent(n)).await,
+            Err(e) => Err(e),
+        };
         drop(slot);
         match result {
             Ok(r) => {
@@ -302,12 +351,41 @@ impl Run<'_> {
         form: Option<&UploadForm>,
         stamp: Option<SourceStamp>,
     ) {
-        let Some(journal) = &self.journal else { return };
+        let durable = self.record(entry, asset, form, stamp);
+        self.settle(durable).await;
+    }
+
+    /// Queues the record of the entry's state. For a state that must be durable before the run goes on,
+    /// returns the wait for the disk, which the caller must [`settle`](Self::settle) before the next
+    /// step.
+    fn record(
+        &self,
+        entry: &Entry,
+        asset: &Asset,
+        form: Option<&UploadForm>,
+        stamp: Option<SourceStamp>,
+    ) -> Option<Durable> {
+        let journal = self.journal.as_ref()?;
         let state = asset.state();
         let record = record(&entry.id, state, form, stamp);
-        let result =
-            if must_be_durable(state) { journal.append(record).await } else { journal.append_nowait(record) };
-        if let Err(e) = result {
+        if matches!(state, State::Registered { .. }) {
+            // Only the count waits for it: it joins the next group another entry's record starts.
+            return Some(Box::pin(journal.append_lazy(record, REGISTERED_WITHIN)));
+        }
+        if must_be_durable(state) {
+            return Some(Box::pin(journal.append_begin(record)));
+        }
+        if let Err(e) = journal.append_nowait(record) {
+            self.stop_with(StopReason::Journal(e.to_string()));
+        }
+        None
+    }
+
+    /// Waits until a record is durable; a journal that cannot be written stops the batch.
+    pub(crate) async fn settle(&self, durable: Option<Durable>) {
+        if let Some(durable) = durable
+            && let Err(e) = durable.await
+        {
             self.stop_with(StopReason::Journal(e.to_string()));
         }
     }

@@ -20,7 +20,7 @@ use crate::config::{ClientConfig, transport_allowed};
 use crate::error::TransportError;
 use crate::form::UploadForm;
 use crate::limit::RateLimit;
-use crate::multipart::{self, BodyFailure, BodyOutcome, CHUNK_SIZE, Frame, Pacing, Progress};
+use crate::multipart::{self, BodyFailure, BodyOutcome, CHUNK_SIZE, Frame, Pacing, Prefetch, Progress};
 use crate::redact::{scrub, url_without_query};
 use crate::register::{RegisterOutcome, RegisterRequest, UploadReceipt};
 use crate::retry_after::retry_after_ms;
@@ -200,20 +200,44 @@ impl FileSpinClient {
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<UploadReceipt, TransportError> {
         check_expiry(form)?;
-        let source_error =
-            |source| TransportError::Source { step: Step::Upload, path: path.to_owned(), source };
-        let file = tokio::fs::File::open(path).await.map_err(source_error)?;
-        let metadata = file.metadata().await.map_err(source_error)?;
-        if !metadata.is_file() {
-            return Err(source_error(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
+        let prepared = self.prepare_file(path).await?;
+        self.upload_prepared(form, prepared, on_bytes).await
+    }
+
+    /// The first half of [`upload_file`](Self::upload_file), which needs no form: opens the file, checks
+    /// that it is a regular file, and reads its first chunk (for a small file: all of it, and that it
+    /// ends there), in one hand-off to a thread where blocking is allowed. A caller that must wait for
+    /// something else before the upload may start (its journal) does this meanwhile.
+    ///
+    /// Fails with [`TransportError::Source`] when the file cannot be opened or is not a regular file.
+    /// What was read is sent by [`upload_prepared`](Self::upload_prepared) as if read then: a file that
+    /// turns out shorter or longer than it was fails the upload the same way.
+    pub async fn prepare_file(&self, path: &Path) -> Result<PreparedFile, TransportError> {
+        let owned = path.to_owned();
+        match tokio::task::spawn_blocking(move || PreparedFile::open(owned)).await {
+            Ok(prepared) => prepared,
+            Err(e) => Err(TransportError::Source {
+                step: Step::Upload,
+                path: path.to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            }),
         }
-        let len = metadata.len();
-        check_size(form, len, path)?;
+    }
+
+    /// The second half of [`upload_file`](Self::upload_file): POSTs a file [prepared](Self::prepare_file)
+    /// before, with `form`.
+    pub async fn upload_prepared(
+        &self,
+        form: &UploadForm,
+        prepared: PreparedFile,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<UploadReceipt, TransportError> {
+        check_expiry(form)?;
+        let PreparedFile { path, file, len, prefetch } = prepared;
+        check_size(form, len, &path)?;
         let filename = path.file_name().map_or_else(|| "file".into(), |name| name.to_string_lossy());
-        self.upload(form, file, len, &filename, path, on_bytes).await
+        let reader = tokio::fs::File::from_std(file);
+        self.upload(form, Content { reader, len, prefetch }, &filename, &path, on_bytes).await
     }
 
     /// Step 2 from any reader of known length (a remote source, for instance): as
@@ -233,7 +257,8 @@ impl FileSpinClient {
     {
         check_expiry(form)?;
         check_size(form, len, Path::new(filename))?;
-        self.upload(form, reader, len, filename, Path::new(filename), on_bytes).await
+        let content = Content { reader, len, prefetch: Prefetch::default() };
+        self.upload(form, content, filename, Path::new(filename), on_bytes).await
     }
 
     /// Step 3: `POST {api_url}/api/v1/assets/new/register_asset` with the upload's size, MD5 and times.
@@ -330,8 +355,7 @@ impl FileSpinClient {
     async fn upload<R>(
         &self,
         form: &UploadForm,
-        reader: R,
-        len: u64,
+        content: Content<R>,
         filename: &str,
         path: &Path,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
@@ -339,6 +363,7 @@ impl FileSpinClient {
     where
         R: AsyncRead + Send + Unpin + 'static,
     {
+        let Content { reader, len, prefetch } = content;
         let step = Step::Upload;
         let target = format!("storage at {}", url_without_query(&form.url));
         let url = url::Url::parse(&form.url)
@@ -377,6 +402,7 @@ impl FileSpinClient {
             frame.clone(),
             reader,
             len,
+            prefetch,
             progress_tx,
             outcome.clone(),
             self.inner.pacing.clone(),
@@ -468,6 +494,60 @@ impl FileSpinClient {
             S3Error { code: None, message: (!text.trim().is_empty()).then(|| text.into_owned()) }
         });
         Err(s3_status_error(status, &headers, error, &scrub_form))
+    }
+}
+
+/// What an upload's body carries: `len` bytes of a source, those in `prefetch` already read, the rest
+/// from `reader`.
+struct Content<R> {
+    reader: R,
+    len: u64,
+    prefetch: Prefetch,
+}
+
+/// A file opened for an upload, its first chunk read: see [`FileSpinClient::prepare_file`]. It is
+/// consumed by the upload; a retry prepares the file again.
+pub struct PreparedFile {
+    path: PathBuf,
+    file: std::fs::File,
+    len: u64,
+    prefetch: Prefetch,
+}
+
+impl PreparedFile {
+    /// Opens `path` and reads its first chunk, blocking.
+    fn open(path: PathBuf) -> Result<PreparedFile, TransportError> {
+        let source_error = |source| TransportError::Source { step: Step::Upload, path: path.clone(), source };
+        let mut file = std::fs::File::open(&path).map_err(source_error)?;
+        let metadata = file.metadata().map_err(source_error)?;
+        if !metadata.is_file() {
+            return Err(source_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        let len = metadata.len();
+        let prefetch = Prefetch::read(&mut file, len);
+        Ok(PreparedFile { path, file, len, prefetch })
+    }
+
+    /// The file's length when it was opened: what the upload announces and sends.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file was empty when it was opened.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Debug for PreparedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedFile")
+            .field("path", &self.path)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
     }
 }
 

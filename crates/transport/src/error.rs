@@ -263,9 +263,14 @@ impl TransportError {
     }
 }
 
+/// As core's `Failure` shows itself: `step: detail`, but a source that cannot be read without its step
+/// (it was found before any request, and the step would only mislead).
 impl std::fmt::Display for TransportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.step(), self.detail())
+        match self {
+            TransportError::Source { .. } => f.write_str(&self.detail()),
+            _ => write!(f, "{}: {}", self.step(), self.detail()),
+        }
     }
 }
 

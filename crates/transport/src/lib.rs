@@ -7,7 +7,10 @@
 //! 2. [`FileSpinClient::upload_file`] (or [`upload_reader`](FileSpinClient::upload_reader)) POSTs the
 //!    file to storage as `multipart/form-data`: the form's fields first, the file last, streamed in
 //!    chunks with its MD5 computed in the same pass and its length announced up front. It returns an
-//!    [`UploadReceipt`] (size, MD5, times).
+//!    [`UploadReceipt`] (size, MD5, times). Its two halves are there too:
+//!    [`prepare_file`](FileSpinClient::prepare_file) opens the file and reads its first chunk (all of a
+//!    small file) in one hand-off to a blocking thread, while the caller waits for something else;
+//!    [`upload_prepared`](FileSpinClient::upload_prepared) sends it.
 //! 3. [`FileSpinClient::register`] — `POST /api/v1/assets/new/register_asset` — registers the asset
 //!    with a [`RegisterRequest`] built from the receipt.
 //!
@@ -27,7 +30,7 @@
 //! | call | limits, in order |
 //! |---|---|
 //! | [`request_form`](FileSpinClient::request_form), [`register`](FileSpinClient::register) | API requests per second ([`api_rps`](ClientConfig::api_rps), default 30, both calls together) |
-//! | [`upload_file`](FileSpinClient::upload_file), [`upload_reader`](FileSpinClient::upload_reader) | 1. an upload slot ([`max_concurrent_uploads`](ClientConfig::max_concurrent_uploads), default 16), held to the answer; 2. S3 POSTs per second ([`s3_rps`](ClientConfig::s3_rps), default off); 3. bytes per second ([`bandwidth`](ClientConfig::bandwidth), default off), before each chunk of the body is handed to the connection |
+//! | [`upload_file`](FileSpinClient::upload_file), [`upload_prepared`](FileSpinClient::upload_prepared), [`upload_reader`](FileSpinClient::upload_reader) | 1. an upload slot ([`max_concurrent_uploads`](ClientConfig::max_concurrent_uploads), default 16), held to the answer; 2. S3 POSTs per second ([`s3_rps`](ClientConfig::s3_rps), default off); 3. bytes per second ([`bandwidth`](ClientConfig::bandwidth), default off), before each chunk of the body is handed to the connection |
 //!
 //! A limit is taken when a call is made, inside the call: a retry is the engine calling again, so it
 //! takes every permit again and no retry can skip a limit. The form's expiry is checked after the
@@ -95,7 +98,7 @@ mod s3_error;
 mod secret;
 mod stats;
 
-pub use client::FileSpinClient;
+pub use client::{FileSpinClient, PreparedFile};
 pub use config::{ClientConfig, parse_bandwidth};
 pub use error::TransportError;
 pub use form::{Policy, UploadForm};

@@ -5,7 +5,7 @@
 //! it: each of `storage.fields`, then `file=@photo.jpg`. S3 ignores every form field that comes after
 //! the `file` part, so the file must be last.
 
-use std::io;
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -148,6 +148,67 @@ pub(crate) struct Pacing {
     pub(crate) counters: Arc<Counters>,
 }
 
+/// What was read of a file before its upload began, in the same blocking call that opened it: its first
+/// chunk (hashed), and for a file of at most one chunk whether it ended where announced. The body
+/// stream hands it over first and reads on from there, exactly as if it had read it itself: a source
+/// that turns out shorter, longer or unreadable fails at the same point of the body.
+#[derive(Debug)]
+pub(crate) struct Prefetch {
+    chunk: Option<Bytes>,
+    /// How reading ended, if it did: `Ok` the source ended where announced, `Err` it did not.
+    end: Option<Result<(), BodyFailure>>,
+    hasher: Md5,
+    read: u64,
+}
+
+impl Default for Prefetch {
+    fn default() -> Self {
+        Prefetch { chunk: None, end: None, hasher: Md5::new(), read: 0 }
+    }
+}
+
+impl Prefetch {
+    /// Reads the first chunk of a source of `len` bytes (and, when that is all of it, checks that it
+    /// ends there), blocking: for a thread where blocking is allowed.
+    pub(crate) fn read(source: &mut impl Read, len: u64) -> Prefetch {
+        let mut prefetch = Prefetch::default();
+        let want = usize::try_from(len).unwrap_or(usize::MAX).min(CHUNK_SIZE);
+        if want > 0 {
+            let mut buf = BytesMut::zeroed(want);
+            let mut filled = 0;
+            while filled < want {
+                match source.read(&mut buf[filled..]) {
+                    Ok(0) => {
+                        prefetch.end = Some(Err(BodyFailure::Shorter { read: filled as u64 }));
+                        return prefetch;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        prefetch.end = Some(Err(BodyFailure::Read(e)));
+                        return prefetch;
+                    }
+                }
+            }
+            prefetch.hasher.update(&buf);
+            prefetch.read = want as u64;
+            prefetch.chunk = Some(buf.freeze());
+        }
+        if prefetch.read == len {
+            let mut probe = [0u8; 1];
+            prefetch.end = Some(loop {
+                break match source.read(&mut probe) {
+                    Ok(0) => Ok(()),
+                    Ok(_) => Err(BodyFailure::Longer),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => Err(BodyFailure::Read(e)),
+                };
+            });
+        }
+        prefetch
+    }
+}
+
 enum Phase {
     Head,
     File,
@@ -158,6 +219,10 @@ struct BodyState<R> {
     phase: Phase,
     frame: Frame,
     reader: R,
+    /// Read ahead of the stream, handed over before `reader` is read.
+    prefetched: Option<Bytes>,
+    /// How reading ended, when the prefetch saw its end.
+    end: Option<Result<(), BodyFailure>>,
     remaining: u64,
     read: u64,
     hasher: Md5,
@@ -212,7 +277,8 @@ impl<R: AsyncRead + Unpin> BodyState<R> {
     }
 }
 
-/// The request body: the frame's head, the `len` bytes of `reader`, the tail.
+/// The request body: the frame's head, the `len` bytes of the source — those of `prefetch` first, then
+/// the rest from `reader` — and the tail.
 ///
 /// Each chunk waits for `pacing.bandwidth`, if any, before it is handed over (reported to `progress`
 /// as [`Progress::Throttled`]); its file-byte count (0 for the head and tail) is then sent to
@@ -224,6 +290,7 @@ pub(crate) fn body_stream<R>(
     frame: Frame,
     reader: R,
     len: u64,
+    prefetch: Prefetch,
     progress: UnboundedSender<Progress>,
     outcome: Arc<BodyOutcome>,
     pacing: Pacing,
@@ -235,9 +302,11 @@ where
         phase: Phase::Head,
         frame,
         reader,
-        remaining: len,
-        read: 0,
-        hasher: Md5::new(),
+        prefetched: prefetch.chunk,
+        end: prefetch.end,
+        remaining: len.saturating_sub(prefetch.read),
+        read: prefetch.read,
+        hasher: prefetch.hasher,
         progress,
         outcome,
         pacing,
@@ -249,7 +318,12 @@ where
                 let head = st.frame.head.clone();
                 Ok(st.hand_over(head, 0).await)
             }
-            Phase::File if st.remaining > 0 => match st.next_file_chunk().await {
+            Phase::File if st.prefetched.is_some() => {
+                let chunk = st.prefetched.take().unwrap_or_default();
+                let file_bytes = chunk.len() as u64;
+                Ok(st.hand_over(chunk, file_bytes).await)
+            }
+            Phase::File if st.remaining > 0 && st.end.is_none() => match st.next_file_chunk().await {
                 Ok(chunk) => {
                     let file_bytes = chunk.len() as u64;
                     Ok(st.hand_over(chunk, file_bytes).await)
@@ -259,19 +333,25 @@ where
                     Err(st.outcome.fail(failure))
                 }
             },
-            Phase::File => match st.expect_end().await {
-                Ok(()) => {
-                    let md5 = hex::encode(std::mem::take(&mut st.hasher).finalize());
-                    *st.outcome.md5.lock().unwrap_or_else(PoisonError::into_inner) = Some(md5);
-                    st.phase = Phase::Done;
-                    let tail = st.frame.tail.clone();
-                    Ok(st.hand_over(tail, 0).await)
+            Phase::File => {
+                let end = match st.end.take() {
+                    Some(end) => end,
+                    None => st.expect_end().await,
+                };
+                match end {
+                    Ok(()) => {
+                        let md5 = hex::encode(std::mem::take(&mut st.hasher).finalize());
+                        *st.outcome.md5.lock().unwrap_or_else(PoisonError::into_inner) = Some(md5);
+                        st.phase = Phase::Done;
+                        let tail = st.frame.tail.clone();
+                        Ok(st.hand_over(tail, 0).await)
+                    }
+                    Err(failure) => {
+                        st.phase = Phase::Done;
+                        Err(st.outcome.fail(failure))
+                    }
                 }
-                Err(failure) => {
-                    st.phase = Phase::Done;
-                    Err(st.outcome.fail(failure))
-                }
-            },
+            }
             Phase::Done => return None,
         };
         Some((item, st))
@@ -306,9 +386,19 @@ mod tests {
         len: u64,
         pacing: Pacing,
     ) -> Collected {
+        collect_prefetched(frame, reader, len, Prefetch::default(), pacing).await
+    }
+
+    async fn collect_prefetched<R: AsyncRead + Send + Unpin + 'static>(
+        frame: Frame,
+        reader: R,
+        len: u64,
+        prefetch: Prefetch,
+        pacing: Pacing,
+    ) -> Collected {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let outcome = Arc::new(BodyOutcome::default());
-        let mut stream = Box::pin(body_stream(frame, reader, len, tx, outcome.clone(), pacing));
+        let mut stream = Box::pin(body_stream(frame, reader, len, prefetch, tx, outcome.clone(), pacing));
         let mut body = Vec::new();
         let mut error = None;
         while let Some(item) = stream.next().await {
@@ -475,6 +565,69 @@ mod tests {
         let seconds = (total - CHUNK_SIZE as u64) as f64 / (512.0 * 1024.0);
         assert!(elapsed.as_secs_f64() >= seconds, "{elapsed:?} < {seconds} s");
         assert!(elapsed.as_secs_f64() <= seconds + 0.01, "{elapsed:?} > {seconds} s");
+    }
+
+    /// A reader that must not be read: what was prefetched is all there is.
+    struct Unread;
+
+    impl AsyncRead for Unread {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            panic!("the source was read again after its end was seen")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_prefetched_source_gives_the_same_body_as_one_read_in_the_stream() {
+        for len in [0, 1, 4096, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 12_345] {
+            let mut data = vec![0u8; len];
+            rand::rng().fill_bytes(&mut data);
+            let frame = frame("same.bin");
+            let streamed = collect(frame.clone(), io::Cursor::new(data.clone()), len as u64).await;
+            let mut source = io::Cursor::new(data.clone());
+            let prefetch = Prefetch::read(&mut source, len as u64);
+            let prefetched = if len <= CHUNK_SIZE {
+                assert!(matches!(prefetch.end, Some(Ok(()))), "{len}: the end is checked with the chunk");
+                collect_prefetched(frame, Unread, len as u64, prefetch, Pacing::default()).await
+            } else {
+                let rest = tokio::io::BufReader::new(io::Cursor::new(data[CHUNK_SIZE..].to_vec()));
+                collect_prefetched(frame, rest, len as u64, prefetch, Pacing::default()).await
+            };
+            assert!(prefetched.error.is_none(), "{len}");
+            assert!(prefetched.body == streamed.body, "{len}: the same bytes");
+            assert_eq!(prefetched.messages, streamed.messages, "{len}");
+            assert_eq!(prefetched.outcome.md5(), Some(hex::encode(Md5::digest(&data))), "{len}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_prefetched_source_of_the_wrong_length_fails_where_a_streamed_one_does() {
+        let frame = frame("wrong");
+        // Shorter than announced, within the first chunk.
+        let prefetch = Prefetch::read(&mut io::Cursor::new(vec![7u8; 1000]), 5000);
+        let collected = collect_prefetched(frame.clone(), Unread, 5000, prefetch, Pacing::default()).await;
+        assert!(collected.error.is_some());
+        assert!(matches!(collected.outcome.take_failure(), Some(BodyFailure::Shorter { read: 1000 })));
+        assert_eq!(collected.outcome.md5(), None);
+        assert!(!collected.body.ends_with(&frame.tail), "no closing boundary after a short source");
+        // Longer: the whole announced length, then one byte too many.
+        let prefetch = Prefetch::read(&mut io::Cursor::new(vec![7u8; 1001]), 1000);
+        let collected = collect_prefetched(frame.clone(), Unread, 1000, prefetch, Pacing::default()).await;
+        assert!(matches!(collected.outcome.take_failure(), Some(BodyFailure::Longer)));
+        assert_eq!(collected.body.len(), frame.head.len() + 1000);
+        assert_eq!(collected.outcome.md5(), None);
+        // Shorter after the first chunk: the rest comes from the reader, which ends early.
+        let len = 2 * CHUNK_SIZE as u64;
+        let prefetch = Prefetch::read(&mut io::Cursor::new(vec![1u8; CHUNK_SIZE]), len);
+        let rest = io::Cursor::new(vec![1u8; 10]);
+        let collected = collect_prefetched(frame, rest, len, prefetch, Pacing::default()).await;
+        let expected = CHUNK_SIZE as u64 + 10;
+        assert!(
+            matches!(collected.outcome.take_failure(), Some(BodyFailure::Shorter { read }) if read == expected)
+        );
     }
 
     #[test]

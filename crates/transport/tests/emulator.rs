@@ -68,6 +68,37 @@ async fn a_9_mib_file_and_an_empty_file_arrive_whole_and_are_registered() {
     emu.shutdown().await;
 }
 
+/// Prepared before the form comes (opened, its first chunk read), a file is sent as it was read: a
+/// small one whole, a large one from its first chunk on; one that cannot be opened fails before any
+/// request.
+#[tokio::test]
+async fn a_file_prepared_ahead_is_sent_as_it_was_read() {
+    let emu = emulator(|_| {}).await;
+    let client = client(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, len) in [("small.bin", 4096), ("large.bin", 3 * 256 * 1024 + 7)] {
+        let (path, data) = random_file(&dir, name, len);
+        let prepared = client.prepare_file(&path).await.unwrap();
+        assert_eq!(prepared.len(), len as u64);
+        let form = client.request_form(name).await.unwrap();
+        let receipt = client.upload_prepared(&form, prepared, &no_progress()).await.unwrap();
+        assert_eq!((receipt.size, receipt.md5.clone()), (len as u64, hex::encode(Md5::digest(&data))));
+        let request = RegisterRequest::new(&form.asset_id, &receipt, serde_json::Value::Null);
+        assert_eq!(client.register(&request).await.unwrap(), RegisterOutcome::Registered);
+        let registration = emu.registrations().into_iter().find(|r| r.asset_id == form.asset_id).unwrap();
+        assert!(
+            emu.read_object(&registration.key).unwrap() == data,
+            "{name}: the stored bytes are the file's"
+        );
+    }
+    let missing = client.prepare_file(&dir.path().join("missing.bin")).await.unwrap_err();
+    assert!(matches!(missing, TransportError::Source { step: Step::Upload, .. }), "{missing:?}");
+    let directory = client.prepare_file(dir.path()).await.unwrap_err();
+    assert!(directory.to_string().contains("not a regular file"), "{directory}");
+    assert_eq!(emu.stats().uploaded, 2);
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn registering_twice_is_already_exists() {
     let emu = emulator(|_| {}).await;

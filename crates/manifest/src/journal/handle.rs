@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::compact::{Existing, snapshot_chunks};
 use super::error::JournalError;
+use super::queue::{Queue, Urgency};
 use super::record::{Record, encode_record, id_hash};
 use super::replay::Replayed;
 use super::sink::Sink;
@@ -25,17 +26,30 @@ pub struct JournalOptions {
     pub compact_when_records_exceed: f64,
     /// The most records one group commit writes (default 1024).
     pub max_batch: usize,
+    /// How long a group commit that someone waits on may wait for more records to share its fsync
+    /// (default zero: it goes at once). Each fsync costs the same however many records it covers, so
+    /// with many appenders a short wait saves most of them, at the price of that wait.
+    pub group_wait: std::time::Duration,
+    /// A group commit goes at once, [`group_wait`](Self::group_wait) or not, when this many appenders
+    /// wait on it (default 1).
+    pub group_size: usize,
 }
 
 impl Default for JournalOptions {
     fn default() -> Self {
-        JournalOptions { durable: true, compact_when_records_exceed: 4.0, max_batch: 1024 }
+        JournalOptions {
+            durable: true,
+            compact_when_records_exceed: 4.0,
+            max_batch: 1024,
+            group_wait: std::time::Duration::ZERO,
+            group_size: 1,
+        }
     }
 }
 
 /// A journal open for appending: a cheap, cloneable handle to its one writer.
 ///
-/// Every append goes through a channel to a single writer thread, which writes whatever is queued in one
+/// Every append goes through a queue to a single writer thread, which writes whatever is queued in one
 /// go, fsyncs once, and then acknowledges every record of that group: with many appenders, one fsync
 /// covers many records (group commit). Records of one handle are written in the order they were
 /// appended.
@@ -44,10 +58,28 @@ impl Default for JournalOptions {
 /// and the file ends at a record boundary or in one torn line that [`replay`](super::replay) drops.
 ///
 /// Dropping every handle without [`Journal::close`] still fsyncs what was written, but does not compact.
-#[derive(Clone)]
 pub struct Journal {
-    commands: std::sync::mpsc::Sender<Command>,
     shared: Arc<Shared>,
+}
+
+impl Journal {
+    fn handle(shared: &Arc<Shared>) -> Journal {
+        shared.queue.add_handle();
+        Journal { shared: shared.clone() }
+    }
+}
+
+impl Clone for Journal {
+    fn clone(&self) -> Self {
+        Journal::handle(&self.shared)
+    }
+}
+
+/// The last handle gone, the writer makes what was written durable and stops.
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.shared.queue.drop_handle();
+    }
 }
 
 impl std::fmt::Debug for Journal {
@@ -89,15 +121,20 @@ impl Journal {
         options: JournalOptions,
         wrap: impl FnOnce(File) -> S + Send + 'static,
     ) -> Result<Journal, JournalError> {
-        let shared = Arc::new(Shared { path: path.to_path_buf(), stopped: OnceLock::new() });
+        // Without fsyncs there is nothing for a group to share.
+        let group_wait = if options.durable { options.group_wait } else { std::time::Duration::ZERO };
+        let queue = Queue::new(group_wait, options.group_size);
+        let shared = Arc::new(Shared { path: path.to_path_buf(), stopped: OnceLock::new(), queue });
         let existing = if replayed.is_some() { Existing::Replace } else { Existing::MustBeEmpty };
         let setup = Setup { fingerprint: fingerprint.to_owned(), existing, options, shared: shared.clone() };
         let (parts_tx, parts_rx) = mpsc::channel(4);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let (commands, commands_rx) = std::sync::mpsc::channel();
+        // The first handle, before anything can fail: if `open` fails or is cancelled, it goes, and the
+        // writer with it.
+        let journal = Journal::handle(&shared);
         std::thread::Builder::new()
             .name("spinlift-journal".to_owned())
-            .spawn(move || writer::run(setup, parts_rx, ready_tx, commands_rx, wrap))
+            .spawn(move || writer::run(setup, parts_rx, ready_tx, wrap))
             .map_err(|e| JournalError::io(path, e))?;
 
         // The snapshot is encoded here and written by the writer, a few chunks at a time: memory stays
@@ -112,7 +149,7 @@ impl Journal {
         let _ = parts_tx.send(Part::End).await;
         drop(parts_tx);
         match ready_rx.await {
-            Ok(Ok(())) => Ok(Journal { commands, shared }),
+            Ok(Ok(())) => Ok(journal),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(JournalError::Closed),
         }
@@ -124,19 +161,64 @@ impl Journal {
     /// A form given with a final state is not written. Cancelling the returned future does not withdraw
     /// the record: it is written all the same.
     pub async fn append(&self, record: Record) -> Result<(), JournalError> {
+        self.append_begin(record).await
+    }
+
+    /// [`Journal::append`] in two halves: the record is queued at once, in order with this handle's
+    /// other appends (before any made after this returns), and the returned future resolves once it is
+    /// durable. The caller may do other work while the disk catches up, and learn the outcome later.
+    /// Dropping the future does not withdraw the record.
+    pub fn append_begin(
+        &self,
+        record: Record,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static + use<> {
         let (ack, done) = oneshot::channel();
-        self.send(&record, Some(ack))?;
-        done.await.unwrap_or_else(|_| Err(self.shared.gone()))
+        let queued = self.send(&record, Some(ack), Urgency::Now);
+        let shared = self.shared.clone();
+        async move {
+            queued?;
+            done.await.unwrap_or_else(|_| Err(shared.gone()))
+        }
+    }
+
+    /// [`Journal::append_begin`] for a record nothing else waits on: it does not start a group commit
+    /// of its own, but joins the next one that someone else's append starts, or one of its own after
+    /// `within`. For a record the caller must know durable before it reports something, but not before
+    /// it goes on. Dropping the future does not withdraw the record; it is then durable within
+    /// [`WHENEVER`](super::queue::WHENEVER) at the latest.
+    pub fn append_lazy(
+        &self,
+        record: Record,
+        within: std::time::Duration,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static + use<> {
+        let (ack, mut done) = oneshot::channel();
+        let queued = self.send(&record, Some(ack), Urgency::Whenever);
+        let shared = self.shared.clone();
+        async move {
+            queued?;
+            let answer = tokio::select! {
+                answer = &mut done => answer,
+                () = tokio::time::sleep(within) => {
+                    shared.queue.hurry();
+                    done.await
+                }
+            };
+            answer.unwrap_or_else(|_| Err(shared.gone()))
+        }
     }
 
     /// Appends `record` without waiting: it is written in order with the others, and becomes durable
     /// with the next [`Journal::append`] (of any handle) or [`Journal::close`]. Fails only when the
     /// journal is already closed or stopped.
     ///
+    /// It does not wake the writer: it is written with the next group, or within a few tens of
+    /// milliseconds when none comes. A crash may lose it either way (it is not durable until the next
+    /// fsync).
+    ///
     /// The queue is unbounded: a caller that appends without waiting faster than the disk writes should
     /// wait for an [`Journal::append`] now and then.
     pub fn append_nowait(&self, record: Record) -> Result<(), JournalError> {
-        self.send(&record, None)
+        self.send(&record, None, Urgency::Whenever)
     }
 
     /// Writes and fsyncs everything queued, compacts the journal when it holds more records per entry
@@ -146,17 +228,17 @@ impl Journal {
     /// A compaction that fails leaves the journal as it was, complete; the error says why.
     pub async fn close(self) -> Result<(), JournalError> {
         let (ack, done) = oneshot::channel();
-        self.commands.send(Command::Close { ack }).map_err(|_| self.shared.gone())?;
+        self.shared.queue.push(Command::Close { ack }, Urgency::Now).map_err(|_| self.shared.gone())?;
         done.await.unwrap_or_else(|_| Err(self.shared.gone()))
     }
 
-    fn send(&self, record: &Record, ack: Option<writer::Ack>) -> Result<(), JournalError> {
+    fn send(&self, record: &Record, ack: Option<writer::Ack>, urgency: Urgency) -> Result<(), JournalError> {
         if self.shared.stopped.get().is_some() {
             return Err(self.shared.gone());
         }
         let mut line = Vec::with_capacity(128 + record.id.len());
         encode_record(record, &mut line).map_err(JournalError::Encode)?;
         let command = Command::Append { line, id: id_hash(&record.id), ack };
-        self.commands.send(command).map_err(|_| self.shared.gone())
+        self.shared.queue.push(command, urgency).map_err(|_| self.shared.gone())
     }
 }

@@ -28,6 +28,10 @@
 //! id wins. A crash can leave the last line torn; [`replay`] drops it with a warning. Damage before the
 //! last line is an error, never silently skipped.
 //!
+//! While a journal is open its file ends in blank lines that the next records overwrite: an fsync of
+//! bytes overwritten in place need not also write the file's new size and block map. [`replay`] skips
+//! blank lines, so a journal left open by a crash reads the same; [`Journal::close`] removes them.
+//!
 //! [`Journal::open`] always writes the file anew (header plus one line per entry of the replayed journal,
 //! staged and renamed over), and [`Journal::close`] does so again when the journal holds more than
 //! [`JournalOptions::compact_when_records_exceed`] records per entry: a journal stays proportional to
@@ -60,6 +64,7 @@ mod error;
 mod fast;
 mod fingerprint;
 mod handle;
+mod queue;
 mod record;
 mod replay;
 mod sink;

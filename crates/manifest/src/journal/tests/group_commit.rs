@@ -95,3 +95,173 @@ async fn without_durability_nothing_is_fsynced_until_close() {
     journal.close().await.unwrap();
     assert_eq!(syncs.load(Ordering::Relaxed), 1, "close fsyncs once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_begun_is_queued_at_once_and_its_future_says_when_it_is_durable() {
+    let (_dir, path) = scratch();
+    let syncs = Arc::new(AtomicU64::new(0));
+    let s = syncs.clone();
+    let journal = Journal::open_with_sink(&path, FINGERPRINT, None, JournalOptions::default(), move |file| {
+        Counting { file, syncs: s, appends: Arc::default() }
+    })
+    .await
+    .unwrap();
+    // Queued in call order, before anything appended after the call, whether or not anyone waits.
+    let first = journal.append_begin(Record::new("e", State::Pending));
+    let dropped = journal.append_begin(Record::new("e", form_issued("asset-e")));
+    drop(dropped);
+    journal.append_nowait(Record::new("e", uploading("asset-e"))).unwrap();
+    first.await.unwrap();
+    assert!(syncs.load(Ordering::Relaxed) >= 1, "acknowledged once fsync'd");
+    journal.close().await.unwrap();
+    let replayed = replay_ok(&path);
+    assert_eq!(replayed.records_read, 3);
+    assert_eq!(replayed.get("e").unwrap().state, uploading("asset-e"));
+
+    // After close, the future carries the refusal.
+    let late = journal_after_close(&path).await;
+    assert!(matches!(late.await, Err(JournalError::Closed)));
+}
+
+/// A handle whose journal is closed, and an append begun on it.
+async fn journal_after_close(path: &Path) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+    let replayed = replay_ok(path);
+    let journal = Journal::open(path, FINGERPRINT, Some(&replayed), quick()).await.unwrap();
+    let clone = journal.clone();
+    journal.close().await.unwrap();
+    clone.append_begin(Record::new("late", State::Pending))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_window_gathers_appenders_into_one_fsync_and_a_lone_appender_waits_no_longer() {
+    let (_dir, path) = scratch();
+    let syncs = Arc::new(AtomicU64::new(0));
+    let s = syncs.clone();
+    let options = JournalOptions {
+        group_wait: std::time::Duration::from_millis(300),
+        group_size: 8,
+        ..JournalOptions::default()
+    };
+    let journal = Journal::open_with_sink(&path, FINGERPRINT, None, options, move |file| Counting {
+        file,
+        syncs: s,
+        appends: Arc::default(),
+    })
+    .await
+    .unwrap();
+
+    // Eight appenders: the group is full with the eighth, and goes before its window is over.
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let journal = journal.clone();
+            tokio::spawn(async move { journal.append(Record::new(format!("e{i}"), State::Pending)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(syncs.load(Ordering::Relaxed), 1, "one fsync for the eight");
+    assert!(started.elapsed() < std::time::Duration::from_millis(250), "{:?}", started.elapsed());
+
+    // Alone, an appender waits out the window, then its record goes.
+    let started = std::time::Instant::now();
+    journal.append(Record::new("alone", State::Pending)).await.unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250), "{:?}", started.elapsed());
+    assert_eq!(syncs.load(Ordering::Relaxed), 2);
+    journal.close().await.unwrap();
+    assert_eq!(replay_ok(&path).len(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_append_joins_the_next_group_or_goes_on_its_own_when_none_comes() {
+    let (_dir, path) = scratch();
+    let syncs = Arc::new(AtomicU64::new(0));
+    let s = syncs.clone();
+    let journal = Journal::open_with_sink(&path, FINGERPRINT, None, JournalOptions::default(), move |file| {
+        Counting { file, syncs: s, appends: Arc::default() }
+    })
+    .await
+    .unwrap();
+
+    // It starts no group of its own: the next append someone waits on takes it along.
+    let lazy = journal.append_lazy(Record::new("lazy", State::Pending), std::time::Duration::from_secs(60));
+    journal.append(Record::new("eager", State::Pending)).await.unwrap();
+    lazy.await.unwrap();
+    assert_eq!(syncs.load(Ordering::Relaxed), 1, "one fsync for both");
+
+    // No other append comes: it goes on its own after `within`.
+    let started = std::time::Instant::now();
+    let within = std::time::Duration::from_millis(30);
+    journal.append_lazy(Record::new("alone", State::Pending), within).await.unwrap();
+    assert!(started.elapsed() >= within, "{:?}", started.elapsed());
+    assert_eq!(syncs.load(Ordering::Relaxed), 2);
+    journal.close().await.unwrap();
+    assert_eq!(replay_ok(&path).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_nobody_waits_on_goes_with_the_next_group_or_soon_after() {
+    let (_dir, path) = scratch();
+    let appends = Arc::new(AtomicU64::new(0));
+    let a = appends.clone();
+    let journal = Journal::open_with_sink(&path, FINGERPRINT, None, JournalOptions::default(), move |file| {
+        Counting { file, syncs: Arc::default(), appends: a }
+    })
+    .await
+    .unwrap();
+    // With the next append someone waits on: one write for both.
+    journal.append_nowait(Record::new("a", State::Pending)).unwrap();
+    journal.append(Record::new("b", State::Pending)).await.unwrap();
+    assert_eq!(appends.load(Ordering::Relaxed), 1);
+
+    // Alone: written (not fsync'd) within a few tens of milliseconds all the same.
+    journal.append_nowait(Record::new("c", State::Pending)).unwrap();
+    let mut waited = 0;
+    while !std::fs::read_to_string(&path).unwrap().contains(r#""id":"c""#) {
+        assert!(waited < 2_000, "the record was never written");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 10;
+    }
+    assert_eq!(appends.load(Ordering::Relaxed), 2);
+    journal.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_open_journal_ends_in_blank_lines_that_replay_skips_and_a_closed_one_in_its_last_record() {
+    let (_dir, path) = scratch();
+    let journal = Journal::open(&path, FINGERPRINT, None, JournalOptions::default()).await.unwrap();
+    let records: Vec<Record> = (0..50).flat_map(|i| life_of(&format!("e{i}"))).collect();
+    for record in &records {
+        journal.append(record.clone()).await.unwrap();
+    }
+    // Open (or left behind by a crash): the records, then blank lines for the next ones to overwrite.
+    let open = std::fs::read(&path).unwrap();
+    assert!(open.ends_with(b"\n\n\n"), "room ahead of the records");
+    let replayed = replay_ok(&path);
+    assert!(replayed.warnings.is_empty(), "{:?}", replayed.warnings);
+    assert_eq!(entries_of(&replayed), last_per_id(&records));
+
+    // Closed: the room is gone, the file ends with its last record.
+    journal.close().await.unwrap();
+    let closed = std::fs::read_to_string(&path).unwrap();
+    assert!(closed.ends_with("}\n") && !closed.ends_with("\n\n"), "{:?}", &closed[closed.len() - 20..]);
+    assert!(lines_of(&path).iter().all(|line| !line.is_empty()));
+    assert_eq!(entries_of(&replay_ok(&path)), last_per_id(&records));
+
+    // The same when the last handle goes without `close`.
+    let replayed = replay_ok(&path);
+    let journal =
+        Journal::open(&path, FINGERPRINT, Some(&replayed), JournalOptions::default()).await.unwrap();
+    journal.append(Record::new("late", State::Pending)).await.unwrap();
+    drop(journal);
+    let mut text = String::new();
+    for _ in 0..500 {
+        text = std::fs::read_to_string(&path).unwrap();
+        if !text.ends_with("\n\n") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(text.ends_with("}\n") && text.contains(r#""id":"late""#));
+}
