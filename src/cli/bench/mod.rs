@@ -472,7 +472,12 @@ struct ChildEmulator {
 
 impl ChildEmulator {
     fn start(scratch: &Path) -> Result<ChildEmulator, String> {
-        let storage = tempfile::tempdir_in(scratch).map_err(|e| e.to_string())?;
+        // The objects go to memory where there is a tmpfs: on a disk, deleting one pass's objects makes
+        // the file system slow for the next pass (measured: the raw client at 2,148 files/s on a fresh
+        // disk, 400-500 right after a deletion), and the bench would measure the server's disk.
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() { shm } else { scratch };
+        let storage = tempfile::tempdir_in(base).map_err(|e| e.to_string())?;
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut child = Command::new(exe)
             .args(["emulator", "--storage-dir"])
