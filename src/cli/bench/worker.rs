@@ -145,8 +145,14 @@ pub(crate) async fn worker(args: WorkerArgs) -> u8 {
         }
     };
     if let Ok(usage) = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF) {
-        // Linux reports the peak resident set in KiB.
-        outcome.peak_rss_bytes = usage.max_rss() as u64 * 1024;
+        // The peak resident set of this process image: /proc's VmHWM where there is one. (getrusage's
+        // ru_maxrss survives fork and exec on Linux: it would report the bench's own size when that is
+        // larger.) Both in KiB.
+        let hwm = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+        outcome.peak_rss_bytes = hwm.unwrap_or(usage.max_rss() as u64) * 1024;
         let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
         outcome.cpu_s = secs(usage.user_time()) + secs(usage.system_time());
     }
