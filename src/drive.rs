@@ -83,7 +83,12 @@ impl Run<'_> {
         if let Ok(mut slot) = self.stop_reason.lock()
             && slot.is_none()
         {
-            tracing::error!(?reason, "stopping the batch");
+            let why = match &reason {
+                StopReason::Batch(failure) => failure.to_string(),
+                StopReason::Journal(e) => format!("the checkpoint journal cannot be written: {e}"),
+                StopReason::Cancelled => "cancelled".to_owned(),
+            };
+            tracing::error!("stopping the batch: {why}");
             *slot = Some(reason);
         }
         self.stop.cancel();

@@ -20,6 +20,10 @@ pub(crate) struct Source {
 pub(crate) fn check_source(manifest: &Manifest, entry: &Entry) -> Result<Source, String> {
     let path = manifest.resolve(entry).map_err(|e| match e {
         ManifestError::Source { source, .. } => format!("cannot read the file: {source}"),
+        // The report and the summary name the path already.
+        ManifestError::OutsideRoot { root, .. } => {
+            format!("refusing to read outside the manifest's root {}", root.display())
+        }
         other => other.to_string(),
     })?;
     let meta = std::fs::metadata(&path).map_err(|e| format!("cannot read the file: {e}"))?;
