@@ -68,6 +68,7 @@ async fn upload_one(
          Content-Type: application/octet-stream\r\n\r\n"
     );
     let tail = format!("\r\n--{boundary}--\r\n");
+    let framing = (head.len() + tail.len()) as u64;
     let file = tokio::fs::File::open(&path).await.map_err(|e| e.to_string())?;
     let size = file.metadata().await.map_err(|e| e.to_string())?.len();
     let md5 = Arc::new(Mutex::new(Md5::new()));
@@ -81,7 +82,7 @@ async fn upload_one(
     let body = futures::stream::once(async move { Ok(bytes::Bytes::from(head)) })
         .chain(chunks)
         .chain(futures::stream::once(async move { Ok(bytes::Bytes::from(tail)) }));
-    let length = (body_len(&answer.storage.fields, &boundary, filename) + size) as usize;
+    let length = framing + size;
     let started = time::OffsetDateTime::now_utc();
     http.post(&answer.storage.url)
         .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
@@ -110,24 +111,6 @@ async fn upload_one(
         .and_then(|r| r.error_for_status())
         .map_err(|e| e.to_string())?;
     Ok(size)
-}
-
-/// The bytes of the multipart framing around a file (everything but the file).
-fn body_len(fields: &serde_json::Map<String, serde_json::Value>, boundary: &str, filename: &str) -> u64 {
-    let mut n = 0;
-    for (name, value) in fields {
-        let value_len = value.as_str().map_or_else(|| value.to_string().len(), str::len);
-        n += format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n").len()
-            + value_len
-            + 2;
-    }
-    n += format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    )
-    .len();
-    n += format!("\r\n--{boundary}--\r\n").len();
-    n as u64
 }
 
 /// Uploads every entry of `manifest`, `concurrency` at a time.
