@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p spinlift-manifest --bench journal`
 
+#[path = "support/memory.rs"]
+mod memory;
+use memory::{reset_peak, status_bytes};
 use std::fs::File;
 use std::io;
 use std::path::Path;
@@ -142,19 +145,6 @@ fn write_big_journal(path: &Path, entries: usize) {
         }
         journal.close().await.unwrap();
     });
-}
-
-/// A field of `/proc/self/status` (`VmRSS`, `VmHWM`), in bytes (Linux).
-fn status_bytes(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// Resets `VmHWM` to the current resident size (Linux >= 4.0); false where that is not possible.
-fn reset_peak() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 fn bench_replay(c: &mut Criterion) {

@@ -8,6 +8,9 @@
 //! Under `cargo test --benches` (no `--bench` argument) the manifests have 1,000 entries, so that the
 //! one test run of each benchmark is quick.
 
+#[path = "support/memory.rs"]
+mod memory;
+use memory::{reset_peak, status_bytes};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -57,19 +60,6 @@ fn json(n: usize) -> String {
     }
     text.push_str("\n]}\n");
     text
-}
-
-/// A field of `/proc/self/status` (`VmRSS`, `VmHWM`), in bytes (Linux).
-fn status_bytes(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// Resets `VmHWM` to the current resident size (Linux >= 4.0); false where that is not possible.
-fn reset_peak() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// Set in a child process that parses one manifest once and prints its peak memory.
