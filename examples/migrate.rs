@@ -81,7 +81,7 @@ pub(crate) async fn migrate(
     let mut out = csv_writer(mapping)?;
     use std::io::Write;
     writeln!(out, "legacy_id,asset_id,status,error")?;
-    for entry in &report.entries {
+    for entry in report.entries() {
         let error = entry.error.as_deref().unwrap_or("").replace([',', '\n'], " ");
         writeln!(out, "{},{},{},{error}", entry.id, entry.asset_id.as_deref().unwrap_or(""), entry.status)?;
     }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use spinlift_core::{Asset, Limits, ResumeFacts, State, UnixMillis};
+use spinlift_manifest::Manifest;
 use spinlift_manifest::journal::{Record, Replayed, SourceStamp, fingerprint_ids};
 use spinlift_transport::UploadForm;
 
@@ -105,10 +106,10 @@ pub(crate) fn resume(
 /// The fingerprint a run writes into its journal's header: the manifest's entry ids, and the directory
 /// its files are in (`<ids>:<root>`). The root part tells a checkpoint taken to another tree (or given
 /// with `--checkpoint` to another batch with the same ids) from its own.
-pub fn fingerprint(ids: &[&str], root: &Path) -> String {
+pub fn fingerprint<'a>(ids: impl Iterator<Item = &'a str>, root: &Path) -> String {
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let root = root.to_string_lossy();
-    format!("{}:{}", fingerprint_ids(ids.iter().copied()), fingerprint_ids([root.as_ref()].into_iter()))
+    format!("{}:{}", fingerprint_ids(ids), fingerprint_ids([root.as_ref()].into_iter()))
 }
 
 /// What a run must know about a journal written for another manifest or another tree.
@@ -122,7 +123,7 @@ pub(crate) struct Reconciled {
 }
 
 /// Compares the journal's fingerprint with this run's (see [`fingerprint`]).
-pub(crate) fn reconcile(replayed: &Replayed, manifest_ids: &[&str], fingerprint: &str) -> Reconciled {
+pub(crate) fn reconcile(replayed: &Replayed, manifest: &Manifest, fingerprint: &str) -> Reconciled {
     let mut notes = replayed.warnings.clone();
     let (ids, root) = fingerprint.split_once(':').unwrap_or((fingerprint, ""));
     let recorded = replayed.fingerprint.as_deref().unwrap_or("");
@@ -132,8 +133,8 @@ pub(crate) fn reconcile(replayed: &Replayed, manifest_ids: &[&str], fingerprint:
         None => (recorded, None),
     };
     if recorded_ids != ids {
-        let known = manifest_ids.iter().filter(|id| replayed.contains(id)).count();
-        let added = manifest_ids.len() - known;
+        let known = manifest.entries.iter().filter(|e| replayed.contains(e.id())).count();
+        let added = manifest.entries.len() - known;
         let removed = replayed.len().saturating_sub(known);
         notes.push(format!(
             "the manifest changed since the checkpoint was written: {added} new entries, \

@@ -52,7 +52,12 @@ pub(crate) type Durable = BoxFuture<'static, Result<(), JournalError>>;
 
 /// How far [`Run::drive`] took an entry.
 pub(crate) struct Driven {
+    /// The entry's line of the report, for the observer.
     pub(crate) report: EntryReport,
+    /// The state the entry ended in, when it is not the one recorded before the run.
+    pub(crate) state: Option<State>,
+    /// Why the entry is not finished, when the batch stopped before it was.
+    pub(crate) note: Option<Failure>,
     /// The record of the entry's registration, still on its way to the disk: the run counts the entry
     /// (reports it) once it is durable, and meanwhile lets the next entry start.
     pub(crate) registered: Option<Durable>,
@@ -102,7 +107,7 @@ impl Run<'_> {
     }
 
     /// Takes one entry as far as it goes in this run, from what the journal recorded for it.
-    pub(crate) async fn drive(&self, entry: &Entry, mut recorded: Option<Record>) -> Driven {
+    pub(crate) async fn drive(&self, entry: Entry<'_>, mut recorded: Option<Record>) -> Driven {
         let engine = self.engine;
         if self.verify_registered
             && let Some(r) = &recorded
@@ -112,8 +117,11 @@ impl Run<'_> {
             if now.is_none() || now != r.source {
                 let note = "recorded as registered from another file (the checkpoint was written for files \
                             elsewhere): uploaded as a new asset";
-                tracing::warn!(path = %entry.path, "{note}");
-                self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{}: {note}", entry.path));
+                tracing::warn!(path = %entry.path(), "{note}");
+                self.notes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(format!("{}: {note}", entry.path()));
                 recorded = None;
             }
         }
@@ -122,17 +130,17 @@ impl Run<'_> {
             && r.state.is_final()
             && !(self.retry_failed && matches!(r.state, State::Failed { .. }))
         {
-            let report = EntryReport::from_state(&entry.id, &entry.path, &r.state, None);
-            return Driven { report, registered: None };
+            let report = EntryReport::from_state(entry.id(), entry.path(), &r.state, None);
+            return Driven { report, state: None, note: None, registered: None };
         }
-        let _in_flight = InFlight::enter(self, &entry.id);
+        let _in_flight = InFlight::enter(self, entry.id());
         let mut source = check_source(self.manifest, entry);
         let stamp = source.as_ref().ok().map(|s| s.stamp);
         let resumed = resume(recorded.as_ref(), stamp, self.retry_failed, engine.config.limits, now());
         let (mut asset, mut form) = (resumed.asset, resumed.form);
         if let Some(note) = resumed.note {
-            tracing::warn!(path = %entry.path, "{note}");
-            self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{}: {note}", entry.path));
+            tracing::warn!(path = %entry.path(), "{note}");
+            self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{}: {note}", entry.path()));
         }
         let mut last_failure_timed_out = false;
         if let Some(r) = &recorded
@@ -180,7 +188,7 @@ impl Run<'_> {
                     }
                     Ok(_) => {
                         let slot = self.throttle.slot().await;
-                        let result = engine.client.request_form(&entry.filename).await;
+                        let result = engine.client.request_form(entry.filename()).await;
                         drop(slot);
                         match result {
                             Ok(f) => {
@@ -252,7 +260,7 @@ impl Run<'_> {
                 _ => true,
             };
             if let Event::Failed(failure) = &event {
-                tracing::debug!(id = %entry.id, %failure, "attempt failed");
+                tracing::debug!(id = %entry.id(), %failure, "attempt failed");
                 last_failure_timed_out = failure.kind == FailureKind::Timeout;
                 if failure.kind == FailureKind::SourceChanged {
                     source = check_source(self.manifest, entry);
@@ -278,7 +286,7 @@ impl Run<'_> {
             if let Some(f) = failure
                 && !asset.state().is_final()
             {
-                self.observer.retrying(&entry.id, &f);
+                self.observer.retrying(entry.id(), &f);
             }
             if asset.state() != &before {
                 let stamp = source.as_ref().ok().map(|s| s.stamp);
@@ -298,11 +306,11 @@ impl Run<'_> {
             }
         }
         if let State::Failed { failure, .. } = asset.state() {
-            tracing::info!(id = %entry.id, path = %entry.path, %failure, "entry failed");
+            tracing::info!(id = %entry.id(), path = %entry.path(), %failure, "entry failed");
         }
         let note = if asset.state().is_final() { None } else { self.stop_note() };
-        let report = EntryReport::from_state(&entry.id, &entry.path, asset.state(), note.as_ref());
-        Driven { report, registered }
+        let report = EntryReport::from_state(entry.id(), entry.path(), asset.state(), note.as_ref());
+        Driven { report, state: Some(asset.state().clone()), note, registered }
     }
 
     /// Uploads the source with `form`; a source that changed while it was sent is not reported as
@@ -351,7 +359,7 @@ impl Run<'_> {
     /// A journal that cannot be written stops the batch: going on would upload without a record.
     async fn checkpoint(
         &self,
-        entry: &Entry,
+        entry: Entry<'_>,
         asset: &Asset,
         form: Option<&UploadForm>,
         stamp: Option<SourceStamp>,
@@ -365,14 +373,14 @@ impl Run<'_> {
     /// step.
     fn record(
         &self,
-        entry: &Entry,
+        entry: Entry<'_>,
         asset: &Asset,
         form: Option<&UploadForm>,
         stamp: Option<SourceStamp>,
     ) -> Option<Durable> {
         let journal = self.journal.as_ref()?;
         let state = asset.state();
-        let record = record(&entry.id, state, form, stamp);
+        let record = record(entry.id(), state, form, stamp);
         if matches!(state, State::Registered { .. }) {
             // Only the count waits for it: it joins the next group another entry's record starts.
             return Some(Box::pin(journal.append_lazy(record, REGISTERED_WITHIN)));

@@ -1,5 +1,6 @@
 //! The engine: drives every entry's state machine through the transport, a bounded number at a time.
 
+use std::collections::HashMap;
 use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use spinlift_core::{Limits, State};
 use spinlift_manifest::Manifest;
-use spinlift_manifest::journal::{Journal, JournalOptions, Sink, replay};
+use spinlift_manifest::journal::{Journal, JournalOptions, Record, Sink, replay};
 use spinlift_transport::{ClientConfig, FileSpinClient, Secret};
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +20,7 @@ use crate::drive::{Driven, Run};
 use crate::error::EngineError;
 use crate::events::{ProgressSender, RunHandle};
 use crate::observer::Observer;
-use crate::report::{EntryReport, RunReport, StopReason};
+use crate::report::{Counts, RunReport, StopReason};
 use crate::throttle::Throttle;
 
 /// The longest a group commit of the journal waits for company (see `Engine::journal_options`).
@@ -237,8 +238,7 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<RunReport, EngineError> {
         let started = Instant::now();
-        let ids: Vec<&str> = manifest.entries.iter().map(|e| e.id.as_str()).collect();
-        let fingerprint = fingerprint(&ids, &manifest.root);
+        let fingerprint = fingerprint(manifest.entries.iter().map(|e| e.id()), &manifest.root);
         let mut verify_registered = false;
         if options.checkpoint == Checkpoint::BesideManifest && manifest.source.file_name().is_none() {
             return Err(EngineError::Config(
@@ -257,7 +257,7 @@ impl Engine {
                 _lock = Some(lock_checkpoint(path)?);
                 let replayed = replay(path)?;
                 if let Some(r) = &replayed {
-                    let reconciled = reconcile(r, &ids, &fingerprint);
+                    let reconciled = reconcile(r, manifest, &fingerprint);
                     notes = reconciled.notes;
                     verify_registered = reconciled.verify_registered;
                 }
@@ -280,7 +280,10 @@ impl Engine {
             }
             None => (None, Default::default()),
         };
-        drop(ids);
+        // The run keeps each entry's latest state in the replayed journal's compact form: the report is
+        // built from it, so no entry is held twice.
+        replayed.reserve(manifest.entries.len().saturating_sub(replayed.len()));
+        let states = Mutex::new(replayed);
 
         let run = Run {
             engine: self,
@@ -297,15 +300,19 @@ impl Engine {
             in_flight: Default::default(),
             verify_registered,
         };
-        let mut entries: Vec<Option<EntryReport>> = vec![None; manifest.entries.len()];
+        let mut unfinished = HashMap::new();
+        let mut counts = Counts::default();
+        // Which entries the run finished, one bit each: the others are counted as the journal has them.
+        let mut reached = vec![0u64; manifest.entries.len().div_ceil(64)];
         {
             let run = &run;
-            // By index, not by `&Entry`: a closure over a borrowed argument is not provably `Send` for
+            let states = &states;
+            // By index, not by `Entry`: a closure over a borrowed argument is not provably `Send` for
             // every lifetime, and `Engine::spawn` needs the run to be (rust-lang/rust#102211).
             let mut outcomes = futures::stream::iter(0..manifest.entries.len())
                 .map(|i| {
-                    let entry = &manifest.entries[i];
-                    let recorded = replayed.take(&entry.id);
+                    let entry = manifest.entries.at(i);
+                    let recorded = lock(states).get(entry.id());
                     async move { (i, run.drive(entry, recorded).await) }
                 })
                 .buffer_unordered(self.config.concurrency);
@@ -317,20 +324,29 @@ impl Engine {
                 run.stop.cancelled().await;
                 tokio::time::sleep(options.grace).await;
             });
-            let mut finished = |i: usize, report: EntryReport| {
-                observer.finished(&report);
-                entries[i] = Some(report);
+            let mut finished = |i: usize, driven: Driven| {
+                observer.finished(&driven.report);
+                counts.add(&driven.report.status, driven.report.size);
+                reached[i / 64] |= 1 << (i % 64);
+                if let Some(state) = driven.state {
+                    lock(states).insert(Record::new(manifest.entries.at(i).id(), state));
+                }
+                if let Some(note) = driven.note {
+                    unfinished.insert(i, note);
+                }
             };
             while !(all_driven && settling.is_empty()) {
                 tokio::select! {
                     next = outcomes.next(), if !all_driven => match next {
-                        Some((i, Driven { report, registered: Some(durable) })) => {
-                            settling.push(async move { (i, report, run.settle(Some(durable)).await) });
-                        }
-                        Some((i, Driven { report, registered: None })) => finished(i, report),
+                        Some((i, mut driven)) => match driven.registered.take() {
+                            Some(durable) => {
+                                settling.push(async move { (i, driven, run.settle(Some(durable)).await) });
+                            }
+                            None => finished(i, driven),
+                        },
                         None => all_driven = true,
                     },
-                    Some((i, report, ())) = settling.next(), if !settling.is_empty() => finished(i, report),
+                    Some((i, driven, ())) = settling.next(), if !settling.is_empty() => finished(i, driven),
                     _ = &mut grace_over => {
                         tracing::warn!("requests still in flight after the grace period: dropped");
                         break;
@@ -347,19 +363,20 @@ impl Engine {
         if stopped.is_none() && cancel.is_cancelled() {
             stopped = Some(StopReason::Cancelled);
         }
-        // Entries the run never reached (it stopped) are reported as the journal has them.
-        let entries = entries
-            .into_iter()
-            .zip(&manifest.entries)
-            .map(|(report, entry)| {
-                report.unwrap_or_else(|| {
-                    let state = replayed.get(&entry.id).map(|r| r.state).unwrap_or(State::Pending);
-                    EntryReport::from_state(&entry.id, &entry.path, &state, None)
-                })
-            })
-            .collect();
         notes.extend(run.notes.into_inner().unwrap_or_else(|e| e.into_inner()));
-        Ok(RunReport { entries, stopped, notes, elapsed: started.elapsed() })
+        let states = states.into_inner().unwrap_or_else(|e| e.into_inner());
+        // Entries the run never reached (it stopped) are reported as the journal has them.
+        for (i, entry) in manifest.entries.iter().enumerate() {
+            if reached[i / 64] & (1 << (i % 64)) == 0 {
+                let state = states.get(entry.id()).map_or(State::Pending, |r| r.state);
+                let size = match state {
+                    State::Registered { size, .. } => Some(size),
+                    _ => None,
+                };
+                counts.add(state.report_status(), size);
+            }
+        }
+        Ok(RunReport::new(manifest.clone(), states, unfinished, counts, stopped, notes, started.elapsed()))
     }
 }
 
@@ -465,4 +482,10 @@ impl EngineBuilder {
         engine.options = self.options;
         Ok(engine)
     }
+}
+
+/// The store of entry states; a panic elsewhere while it was held leaves it usable (each insert is
+/// whole).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -1,11 +1,14 @@
 //! The outcome of a run: one line per manifest entry, as the `--report` JSON Lines file holds it.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use spinlift_core::{Failure, State};
+use spinlift_manifest::Manifest;
+use spinlift_manifest::journal::Replayed;
 
 /// An entry's outcome, in the report's JSON Lines schema:
 /// `{"id", "path", "status": "registered"|"failed"|"pending", "asset_id", "size", "checksum", "error"}`.
@@ -69,11 +72,16 @@ pub enum StopReason {
     Journal(String),
 }
 
-/// The outcome of a whole run.
-#[derive(Debug, Clone)]
+/// The outcome of a whole run: each entry's final state, kept as compactly as a replayed journal keeps
+/// it (a few dozen bytes an entry, not a line of text), with the manifest it belongs to.
+#[derive(Clone)]
 pub struct RunReport {
-    /// One line per manifest entry, in manifest order.
-    pub entries: Vec<EntryReport>,
+    manifest: Manifest,
+    /// The last state of each entry (the manifest's and, for a resumed batch, the journal's others).
+    states: Replayed,
+    /// Why an entry the run worked on is not finished (the batch stopped), by index in the manifest.
+    unfinished: HashMap<usize, Failure>,
+    counts: Counts,
     /// Why the run ended early, if it did.
     pub stopped: Option<StopReason>,
     /// What the user should know about the checkpoint (a torn tail dropped, an edited manifest).
@@ -82,25 +90,70 @@ pub struct RunReport {
     pub elapsed: Duration,
 }
 
+/// How many entries ended how.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counts {
+    registered: usize,
+    failed: usize,
+    pending: usize,
+    registered_bytes: u64,
+}
+
+impl Counts {
+    /// Counts an entry that ended in `status` ([`State::report_status`]) with `size` bytes uploaded.
+    pub(crate) fn add(&mut self, status: &str, size: Option<u64>) {
+        match status {
+            "registered" => {
+                self.registered += 1;
+                self.registered_bytes += size.unwrap_or(0);
+            }
+            "failed" => self.failed += 1,
+            _ => self.pending += 1,
+        }
+    }
+}
+
 impl RunReport {
+    /// The report of a run that left `manifest`'s entries in `states`, with `counts` of them.
+    pub(crate) fn new(
+        manifest: Manifest,
+        states: Replayed,
+        unfinished: HashMap<usize, Failure>,
+        counts: Counts,
+        stopped: Option<StopReason>,
+        notes: Vec<String>,
+        elapsed: Duration,
+    ) -> RunReport {
+        RunReport { manifest, states, unfinished, counts, stopped, notes, elapsed }
+    }
+
+    /// One line per manifest entry, in manifest order (built as it is read: a report of millions of
+    /// entries is never held as text).
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = EntryReport> + '_ {
+        self.manifest.entries.iter().enumerate().map(|(at, entry)| {
+            let state = self.states.get(entry.id()).map_or(State::Pending, |r| r.state);
+            EntryReport::from_state(entry.id(), entry.path(), &state, self.unfinished.get(&at))
+        })
+    }
+
     /// Entries registered.
     pub fn registered(&self) -> usize {
-        self.entries.iter().filter(|e| e.is_registered()).count()
+        self.counts.registered
     }
 
     /// Entries that failed for good.
     pub fn failed(&self) -> usize {
-        self.entries.iter().filter(|e| e.status == "failed").count()
+        self.counts.failed
     }
 
     /// Entries not finished (a stopped or cancelled run).
     pub fn pending(&self) -> usize {
-        self.entries.iter().filter(|e| e.status == "pending").count()
+        self.counts.pending
     }
 
     /// Bytes of the registered entries.
     pub fn registered_bytes(&self) -> u64 {
-        self.entries.iter().filter(|e| e.is_registered()).filter_map(|e| e.size).sum()
+        self.counts.registered_bytes
     }
 
     /// Writes the report as JSON Lines to `path` (created 0600 or truncated): it maps files to asset
@@ -112,11 +165,23 @@ impl RunReport {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let file = options.open(path)?;
         let mut out = std::io::BufWriter::new(file);
-        for entry in &self.entries {
-            serde_json::to_writer(&mut out, entry)?;
+        for entry in self.entries() {
+            serde_json::to_writer(&mut out, &entry)?;
             out.write_all(b"\n")?;
         }
         out.flush()?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    }
+}
+
+impl std::fmt::Debug for RunReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunReport")
+            .field("entries", &self.manifest.entries.len())
+            .field("counts", &self.counts)
+            .field("stopped", &self.stopped)
+            .field("notes", &self.notes)
+            .field("elapsed", &self.elapsed)
+            .finish()
     }
 }

@@ -17,8 +17,8 @@ pub(crate) struct Source {
 
 /// The entry's file, resolved inside the root, as long as it is a regular file S3 can take; else why
 /// not.
-pub(crate) fn check_source(manifest: &Manifest, entry: &Entry) -> Result<Source, String> {
-    let path = manifest.resolve(entry).map_err(|e| match e {
+pub(crate) fn check_source(manifest: &Manifest, entry: Entry<'_>) -> Result<Source, String> {
+    let path = manifest.resolve(&entry).map_err(|e| match e {
         ManifestError::Source { source, .. } => format!("cannot read the file: {source}"),
         // The report and the summary name the path already.
         ManifestError::OutsideRoot { root, .. } => {
@@ -54,13 +54,13 @@ impl Plan {
     /// Checks every entry's file as a run would before its first request.
     pub fn of(manifest: &Manifest) -> Plan {
         let mut plan = Plan::default();
-        for entry in &manifest.entries {
+        for entry in manifest.entries.iter() {
             match check_source(manifest, entry) {
                 Ok(source) => {
                     plan.files += 1;
                     plan.bytes += source.stamp.size;
                 }
-                Err(reason) => plan.problems.push((entry.path.clone(), reason)),
+                Err(reason) => plan.problems.push((entry.path().to_owned(), reason)),
             }
         }
         plan

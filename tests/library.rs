@@ -93,7 +93,11 @@ async fn progress_events_account_for_every_entry_and_every_byte() {
     let report = run.report().await.unwrap();
     assert_eq!(report.registered(), 40);
     finished.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(finished, report.entries, "one Finished event per entry, as the report has it");
+    assert_eq!(
+        finished,
+        report.entries().collect::<Vec<_>>(),
+        "one Finished event per entry, as the report has it"
+    );
     assert!(bytes >= set.total_bytes(), "{bytes} bytes reported sent for {} in the files", set.total_bytes());
     // What the run measured goes to FileSpin as `network_bandwidth` (whole Mbit/s).
     for r in emulator.registrations() {
@@ -170,7 +174,7 @@ async fn a_full_disk_stops_the_run_and_what_was_recorded_stays_valid() {
     assert!(first.registered() < 60);
     // Nothing reported registered is unknown to FileSpin.
     let registered: Vec<String> = emulator.registrations().into_iter().map(|r| r.asset_id).collect();
-    for entry in first.entries.iter().filter(|e| e.is_registered()) {
+    for entry in first.entries().filter(|e| e.is_registered()) {
         assert!(registered.contains(entry.asset_id.as_ref().unwrap()), "{entry:?}");
     }
     // The journal replays (its torn tail dropped) and the next run finishes the batch.

@@ -47,20 +47,20 @@ fn check_manifest(text: &str, format: Format, manifest: &Manifest) {
     let mut ids = HashSet::new();
     let lines: Vec<&str> = text.lines().collect();
     for (index, entry) in manifest.entries.iter().enumerate() {
-        assert!(!entry.id.is_empty(), "entry {index} has an empty id");
-        assert!(ids.insert(entry.id.as_str()), "duplicate id {:?}", entry.id);
+        assert!(!entry.id().is_empty(), "entry {index} has an empty id");
+        assert!(ids.insert(entry.id()), "duplicate id {:?}", entry.id());
         assert!(
-            !entry.filename.is_empty() && !entry.filename.contains('/'),
+            !entry.filename().is_empty() && !entry.filename().contains('/'),
             "entry {index}: filename {:?}",
-            entry.filename
+            entry.filename()
         );
         assert!(
-            stays_inside(&manifest.root, &entry.path),
+            stays_inside(&manifest.root, entry.path()),
             "entry {index}: path {:?} leaves the root {:?}",
-            entry.path,
+            entry.path(),
             manifest.root
         );
-        match (&entry.position, format) {
+        match (&entry.position(), format) {
             (Position::Entry { index: at, line: None }, Format::Json) => assert_eq!(*at, index),
             (Position::Entry { index: at, line: Some(line) }, Format::JsonLines) => {
                 assert_eq!(*at, index);
@@ -70,7 +70,7 @@ fn check_manifest(text: &str, format: Format, manifest: &Manifest) {
                 // Known, reported: serde also reads an entry from an array of its fields in order
                 // (`["a.jpg", "id"]`), which the README does not document.
                 let path = if value.is_array() { &value[0] } else { &value["path"] };
-                assert_eq!(path.as_str(), Some(entry.path.as_str()), "line {line}");
+                assert_eq!(path.as_str(), Some(entry.path()), "line {line}");
             }
             (position, format) => panic!("entry {index} of a {format:?} manifest at {position:?}"),
         }
@@ -137,7 +137,7 @@ fn same_as_json(text: &str, lines_manifest: &Manifest) {
         .unwrap_or_else(|e| panic!("read as JSON Lines but not as JSON ({e}): {document}"));
     assert_eq!(json.root, lines_manifest.root);
     let summary = |m: &Manifest| -> Vec<(String, String, String)> {
-        m.entries.iter().map(|e| (e.id.clone(), e.path.clone(), e.filename.clone())).collect()
+        m.entries.iter().map(|e| (e.id().to_owned(), e.path().to_owned(), e.filename().to_owned())).collect()
     };
     assert_eq!(summary(&json), summary(lines_manifest), "{document}");
 }

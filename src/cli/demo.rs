@@ -79,7 +79,7 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, Box<dyn std::error::Error>> {
     let registrations: HashMap<String, _> =
         emulator.registrations().into_iter().map(|r| (r.asset_id.clone(), r)).collect();
     let mut problems = Vec::new();
-    for (file, entry) in set.files.iter().zip(&report.entries) {
+    for (file, entry) in set.files.iter().zip(report.entries()) {
         let Some(reg) = entry.asset_id.as_ref().and_then(|id| registrations.get(id)) else {
             problems.push(format!("{}: no registration", file.path));
             continue;

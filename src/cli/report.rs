@@ -52,8 +52,8 @@ fn build(args: &ReportArgs) -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("note: {w}");
     }
     let lines = manifest.entries.iter().map(|entry| {
-        let state = replayed.get(&entry.id).map(|r| r.state).unwrap_or(State::Pending);
-        EntryReport::from_state(&entry.id, &entry.path, &state, None)
+        let state = replayed.get(entry.id()).map(|r| r.state).unwrap_or(State::Pending);
+        EntryReport::from_state(entry.id(), entry.path(), &state, None)
     });
     let out: Box<dyn Write> = match &args.output {
         Some(p) => {

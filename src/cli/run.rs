@@ -162,7 +162,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     let total_bytes: u64 = manifest
         .entries
         .iter()
-        .filter_map(|e| std::fs::metadata(manifest.root.join(&e.path)).ok())
+        .filter_map(|e| std::fs::metadata(manifest.root.join(e.path())).ok())
         .map(|m| m.len())
         .sum();
     let interval = std::time::Duration::try_from_secs_f64(args.progress_interval).unwrap_or_default();
@@ -208,8 +208,8 @@ fn dry_run(manifest: &Manifest, api_rps: u32, s3_rps: u32, upload_rate: Option<u
         plan.bytes as f64 / 1048576.0
     );
     let mut sizes = estimate::Sizes::default();
-    for entry in &manifest.entries {
-        if let Some(meta) = manifest.resolve(entry).ok().and_then(|p| std::fs::metadata(p).ok())
+    for entry in manifest.entries.iter() {
+        if let Some(meta) = manifest.resolve(&entry).ok().and_then(|p| std::fs::metadata(p).ok())
             && meta.is_file()
         {
             sizes.add(meta.len());
@@ -280,7 +280,7 @@ pub(crate) fn finish(report: &RunReport, progress: &Progress) -> u8 {
         report.failed(),
         report.pending(),
     );
-    let failed: Vec<_> = report.entries.iter().filter(|e| e.status == "failed").collect();
+    let failed: Vec<_> = report.entries().filter(|e| e.status == "failed").collect();
     for e in failed.iter().take(20) {
         eprintln!("  failed: {}: {}", e.path, e.error.as_deref().unwrap_or("unknown error"));
     }

@@ -57,9 +57,9 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
     let mut c = Counts::default();
     let mut bytes_total = 0u64;
     let mut failures = Vec::new();
-    for entry in &manifest.entries {
-        bytes_total += std::fs::metadata(manifest.root.join(&entry.path)).map(|m| m.len()).unwrap_or(0);
-        match replayed.get(&entry.id).map(|r| r.state) {
+    for entry in manifest.entries.iter() {
+        bytes_total += std::fs::metadata(manifest.root.join(entry.path())).map(|m| m.len()).unwrap_or(0);
+        match replayed.get(entry.id()).map(|r| r.state) {
             Some(State::Registered { size, .. }) => {
                 c.registered += 1;
                 c.bytes_done += size;
@@ -68,7 +68,7 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
             Some(State::FormIssued { .. } | State::Uploading { .. }) => c.in_progress += 1,
             Some(State::Failed { failure, .. }) => {
                 c.failed += 1;
-                failures.push(format!("{}: {failure}", entry.path));
+                failures.push(format!("{}: {failure}", entry.path()));
             }
             _ => c.pending += 1,
         }
@@ -84,7 +84,7 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
         c.bytes_done as f64 / 1048576.0,
         bytes_total as f64 / 1048576.0
     );
-    let listed: std::collections::HashSet<&str> = manifest.entries.iter().map(|e| e.id.as_str()).collect();
+    let listed: std::collections::HashSet<&str> = manifest.entries.iter().map(|e| e.id()).collect();
     let unlisted = replayed.ids().filter(|id| !listed.contains(id)).count();
     if unlisted > 0 {
         println!("{unlisted} recorded entries are no longer in the manifest");

@@ -19,18 +19,23 @@
 //! std::fs::write(dir.path().join("a.jpg"), b"abc").unwrap();
 //! let text = r#"{"version": 1, "assets": [{"path": "a.jpg", "id": "photo-1"}]}"#;
 //! let manifest = spinlift_manifest::Manifest::parse(text, spinlift_manifest::Format::Json, dir.path()).unwrap();
-//! assert_eq!(manifest.entries[0].id, "photo-1");
-//! assert_eq!(manifest.entries[0].filename, "a.jpg");
-//! assert!(manifest.resolve(&manifest.entries[0]).unwrap().ends_with("a.jpg"));
+//! let entry = manifest.entries.at(0);
+//! assert_eq!(entry.id(), "photo-1");
+//! assert_eq!(entry.filename(), "a.jpg");
+//! assert!(manifest.resolve(&entry).unwrap().ends_with("a.jpg"));
 //! ```
 #![warn(missing_docs)]
 
+mod entries;
 mod error;
 mod manifest;
 mod paths;
+mod shard;
 
+pub use entries::{Entries, Entry};
 pub use error::{ManifestError, Position};
-pub use manifest::{Entry, Format, Manifest, ManifestBuilder, VERSION};
+pub use manifest::{Format, Manifest, ManifestBuilder, VERSION};
 pub use paths::{escapes_root, resolve_within};
+pub use shard::Shard;
 
 pub mod journal;

@@ -186,13 +186,17 @@ fn assert_sound(manifest: &Manifest) -> Result<(), TestCaseError> {
     prop_assert!(!manifest.entries.is_empty());
     let mut ids = HashSet::new();
     for entry in &manifest.entries {
-        prop_assert!(!entry.id.is_empty());
-        prop_assert!(ids.insert(entry.id.clone()), "duplicate id {:?}", entry.id);
-        prop_assert!(!entry.filename.is_empty() && !entry.filename.contains('/'), "{:?}", entry.filename);
+        prop_assert!(!entry.id().is_empty());
+        prop_assert!(ids.insert(entry.id().to_owned()), "duplicate id {:?}", entry.id());
         prop_assert!(
-            stays_inside(&manifest.root, &entry.path),
+            !entry.filename().is_empty() && !entry.filename().contains('/'),
+            "{:?}",
+            entry.filename()
+        );
+        prop_assert!(
+            stays_inside(&manifest.root, entry.path()),
             "{:?} leaves {:?}",
-            entry.path,
+            entry.path(),
             manifest.root
         );
     }
@@ -265,16 +269,16 @@ proptest! {
             assert_sound(manifest)?;
             prop_assert_eq!(manifest.entries.len(), assets.len());
             for (entry, asset) in manifest.entries.iter().zip(&assets) {
-                prop_assert_eq!(&entry.path, &asset.path);
-                prop_assert_eq!(&entry.id, asset.expected_id());
-                prop_assert_eq!(&entry.filename, asset.expected_filename());
+                prop_assert_eq!(entry.path(), &asset.path);
+                prop_assert_eq!(entry.id(), asset.expected_id());
+                prop_assert_eq!(entry.filename(), asset.expected_filename());
             }
             prop_assert_eq!(&manifest.root, &root_of(&header));
             let service_data = header.as_ref().and_then(|h| h.get("service_data").cloned());
             prop_assert_eq!(&manifest.service_data, &service_data);
         }
         for (index, (entry, line)) in lines.entries.iter().zip(&asset_lines).enumerate() {
-            prop_assert_eq!(&entry.position, &Position::Entry { index, line: Some(*line) });
+            prop_assert_eq!(&entry.position(), &Position::Entry { index, line: Some(*line) });
         }
     }
 

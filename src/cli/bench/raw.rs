@@ -120,12 +120,12 @@ pub(crate) async fn run(manifest: &Manifest, api_url: &str, api_key: &str, concu
     let started = Instant::now();
     let results: Vec<(Result<u64, String>, f64)> = futures::stream::iter(0..manifest.entries.len())
         .map(|i| {
-            let entry = &manifest.entries[i];
+            let entry = manifest.entries.at(i);
             let http = &http;
             async move {
                 let t = Instant::now();
-                let path = manifest.root.join(&entry.path);
-                let result = upload_one(http, api_url, api_key, path, &entry.filename).await;
+                let path = manifest.root.join(entry.path());
+                let result = upload_one(http, api_url, api_key, path, entry.filename()).await;
                 (result, t.elapsed().as_secs_f64() * 1000.0)
             }
         })

@@ -132,7 +132,7 @@ pub(crate) async fn worker(args: WorkerArgs) -> u8 {
                     return EXIT_STOPPED;
                 }
             };
-            let failed: Vec<_> = report.entries.iter().filter(|e| !e.is_registered()).collect();
+            let failed: Vec<_> = report.entries().filter(|e| !e.is_registered()).collect();
             Outcome {
                 files: report.registered() as u64,
                 failed: failed.len() as u64,

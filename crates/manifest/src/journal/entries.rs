@@ -180,6 +180,11 @@ impl Entries {
         (0..self.entries.len()).filter(|&at| !matches!(self.entries[at].slot, Slot::Taken))
     }
 
+    pub(super) fn reserve(&mut self, additional: usize) {
+        self.entries.reserve_exact(additional);
+        self.index.reserve_for(self.entries.len() + additional);
+    }
+
     /// Gives back the memory that growing ahead left unused, when it is much.
     pub(super) fn shrink(&mut self) {
         if self.entries.capacity() > self.entries.len() + self.entries.len() / 4 + 64 {

@@ -77,6 +77,23 @@ impl Replayed {
         self.entries.records()
     }
 
+    /// Makes `record` (without its form: a run's outcome needs none) the last record of its id, as if
+    /// the journal ended with it. A run keeps each entry's latest state here, so that a batch's states
+    /// take the replayed journal's few bytes an entry, however the entry got there.
+    pub fn insert(&mut self, record: Record) {
+        let id = record.id.clone();
+        let record = Record { form: None, ..record };
+        // A record without a form always encodes.
+        if let Ok(slot) = Slot::of(record) {
+            self.entries.upsert(&id, slot);
+        }
+    }
+
+    /// Makes room for `additional` more entries, so that growing does not hold two copies at once.
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+    }
+
     /// [`Replayed::records`] sorted by id, as a snapshot writes them.
     pub(super) fn records_by_id(&self) -> impl Iterator<Item = Record> + '_ {
         self.entries.records_by_id()

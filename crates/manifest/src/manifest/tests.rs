@@ -12,8 +12,8 @@ fn parse_lines(text: &str) -> Result<Manifest, ManifestError> {
 fn defaults_come_from_the_path() {
     let m = parse(r#"{"version":1,"assets":[{"path":"photos/a.jpg"}]}"#).unwrap();
     assert_eq!(m.root, Path::new("/data/lib"));
-    assert_eq!(m.entries[0].id, "photos/a.jpg");
-    assert_eq!(m.entries[0].filename, "a.jpg");
+    assert_eq!(m.entries.at(0).id(), "photos/a.jpg");
+    assert_eq!(m.entries.at(0).filename(), "a.jpg");
 }
 
 #[test]
@@ -25,7 +25,7 @@ fn root_and_service_data_are_read() {
     .unwrap();
     assert_eq!(m.root, Path::new("/data/lib/media"));
     assert_eq!(m.service_data.unwrap()["app"], "x");
-    assert_eq!((m.entries[0].id.as_str(), m.entries[0].filename.as_str()), ("A", "b.jpg"));
+    assert_eq!((m.entries.at(0).id(), m.entries.at(0).filename()), ("A", "b.jpg"));
 }
 
 #[test]
@@ -66,8 +66,7 @@ fn json_lines_are_read_from_a_reader_line_by_line() {
         "{\"version\":1,\"root\":\"photos\"}\n\n{\"path\":\"a.jpg\"}\r\n{\"path\":\"b/c.jpg\",\"id\":\"c\"}";
     let m = Manifest::read_lines(std::io::BufReader::with_capacity(7, text.as_bytes()), dir).unwrap();
     assert_eq!(m.root, Path::new("/data/photos"));
-    let got: Vec<_> =
-        m.entries.iter().map(|e| (e.id.as_str(), e.filename.as_str(), e.position.to_string())).collect();
+    let got: Vec<_> = m.entries.iter().map(|e| (e.id(), e.filename(), e.position().to_string())).collect();
     assert_eq!(
         got,
         [("a.jpg", "a.jpg", "line 3 (entry 0)".to_owned()), ("c", "c.jpg", "line 4 (entry 1)".to_owned())]
@@ -115,7 +114,7 @@ fn json_lines_with_and_without_header() {
             .unwrap();
     assert_eq!(m.root, Path::new("/data/lib/r"));
     assert_eq!(m.entries.len(), 2);
-    assert_eq!(m.entries[1].position, Position::Entry { index: 1, line: Some(4) });
+    assert_eq!(m.entries.at(1).position(), Position::Entry { index: 1, line: Some(4) });
     let m = parse_lines("{\"path\":\"a\"}\n").unwrap();
     assert_eq!(m.root, Path::new("/data/lib"));
 }
