@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use spinlift_core::{Asset, Limits, ResumeFacts, State, UnixMillis};
-use spinlift_manifest::Manifest;
 use spinlift_manifest::journal::{Record, Replayed, SourceStamp, fingerprint_ids};
+use spinlift_manifest::{Manifest, Shard};
 use spinlift_transport::UploadForm;
 
 /// Where a run keeps its checkpoint journal.
@@ -34,6 +34,36 @@ impl Checkpoint {
             Checkpoint::Off => None,
         }
     }
+
+    /// The journal's path for a run of `manifest`: [`Checkpoint::path_for`] its file, and for a
+    /// manifest loaded as a shard ([`Manifest::load_shard`]) that path with the shard's tag in it
+    /// ([`shard_path`]): each shard has a journal of its own.
+    pub fn path_for_manifest(&self, manifest: &Manifest) -> Option<PathBuf> {
+        let path = self.path_for(&manifest.source)?;
+        Some(match manifest.shard {
+            Some(shard) => shard_path(&path, shard),
+            None => path,
+        })
+    }
+}
+
+/// `path` with the shard's tag (`shard-I-of-N`) before its last extension, or at its end when it has
+/// none: `/state/batch.checkpoint` → `/state/batch.shard-2-of-4.checkpoint`,
+/// `report.jsonl` → `report.shard-2-of-4.jsonl`, `journal` → `journal.shard-2-of-4`.
+///
+/// ```
+/// use spinlift::{Shard, shard_path};
+/// let shard = Shard::new(2, 4).unwrap();
+/// assert_eq!(shard_path("/state/batch.checkpoint".as_ref(), shard), std::path::Path::new("/state/batch.shard-2-of-4.checkpoint"));
+/// assert_eq!(shard_path("journal".as_ref(), shard), std::path::Path::new("journal.shard-2-of-4"));
+/// ```
+pub fn shard_path(path: &Path, shard: Shard) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tagged = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}.{}.{ext}", shard.tag()),
+        _ => format!("{name}.{}", shard.tag()),
+    };
+    path.with_file_name(tagged)
 }
 
 /// Whether a move into `state` must be on disk before the run goes on: the asset id and its form

@@ -247,7 +247,7 @@ impl Engine {
                     .into(),
             ));
         }
-        let journal_path = options.checkpoint.path_for(&manifest.source);
+        let journal_path = options.checkpoint.path_for_manifest(manifest);
         let mut notes = Vec::new();
         let mut _lock = None;
         let (journal, mut replayed) = match &journal_path {

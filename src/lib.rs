@@ -63,9 +63,9 @@ mod source;
 mod throttle;
 
 pub use backoff::BackoffConfig;
-pub use checkpoint::Checkpoint;
 #[doc(hidden)] // for `spinlift bench entries`, which writes a finished checkpoint without uploading
 pub use checkpoint::fingerprint as checkpoint_fingerprint;
+pub use checkpoint::{Checkpoint, shard_path};
 pub use engine::{Engine, EngineBuilder, EngineConfig, JournalSinkFn, MAX_POST_OBJECT_SIZE, RunOptions};
 pub use error::EngineError;
 pub use events::{Progress, ProgressSender, RunHandle};
@@ -74,6 +74,6 @@ pub use report::{EntryReport, RunReport, StopReason};
 pub use source::Plan;
 pub use spinlift_core::{Failure, Limits};
 pub use spinlift_manifest::journal::Sink;
-pub use spinlift_manifest::{Manifest, ManifestBuilder};
+pub use spinlift_manifest::{Manifest, ManifestBuilder, Shard};
 pub use spinlift_transport::Secret;
 pub use tokio_util::sync::CancellationToken;

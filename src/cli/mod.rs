@@ -11,6 +11,7 @@ mod progress;
 mod report;
 mod run;
 mod scan;
+mod shard;
 mod status;
 
 use std::process::ExitCode;

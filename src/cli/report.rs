@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use spinlift::{Checkpoint, EntryReport, Manifest};
+use spinlift::EntryReport;
 use spinlift_core::State;
-use spinlift_manifest::journal::replay;
 
+use super::shard::{Checkpoints, ViewShardArgs};
 use super::{EXIT_OK, EXIT_STOPPED};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -30,6 +30,9 @@ pub(crate) struct ReportArgs {
     /// Write here instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// With --shards N: one report merged from all N shards' checkpoints, in manifest order.
+    #[command(flatten)]
+    shard: ViewShardArgs,
 }
 
 pub(crate) fn report(args: ReportArgs) -> u8 {
@@ -43,16 +46,21 @@ pub(crate) fn report(args: ReportArgs) -> u8 {
 }
 
 fn build(args: &ReportArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let manifest = Manifest::load(&args.manifest)?;
-    let checkpoint = args.checkpoint.clone().map(Checkpoint::At).unwrap_or_default();
-    let path = checkpoint.path_for(&manifest.source).ok_or("no checkpoint")?;
-    let replayed =
-        replay(&path)?.ok_or_else(|| format!("no checkpoint at {}: nothing has run yet", path.display()))?;
-    for w in &replayed.warnings {
+    let (manifest, checkpoints) = Checkpoints::open(&args.manifest, args.checkpoint.clone(), &args.shard)?;
+    if checkpoints.none_yet() {
+        let paths: Vec<String> = checkpoints.paths().map(|(p, _)| p.display().to_string()).collect();
+        return Err(format!("no checkpoint at {}: nothing has run yet", paths.join(", ")).into());
+    }
+    for w in checkpoints.warnings() {
         eprintln!("note: {w}");
     }
+    for (path, exists) in checkpoints.paths() {
+        if !exists {
+            eprintln!("note: no checkpoint at {}: that shard has not started", path.display());
+        }
+    }
     let lines = manifest.entries.iter().map(|entry| {
-        let state = replayed.get(entry.id()).map(|r| r.state).unwrap_or(State::Pending);
+        let state = checkpoints.get(entry.id()).map(|r| r.state).unwrap_or(State::Pending);
         EntryReport::from_state(entry.id(), entry.path(), &state, None)
     });
     let out: Box<dyn Write> = match &args.output {

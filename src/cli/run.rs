@@ -14,6 +14,7 @@ use spinlift_transport::parse_bandwidth;
 use super::config::{self, FileConfig, ServiceData};
 use super::estimate;
 use super::progress::Progress;
+use super::shard::{self, RunShardArgs};
 use super::{EXIT_FAILED_ASSETS, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, cancel_on_signal};
 
 // Settings a config file may also give are `Option`s: "not given" must differ from the default, which
@@ -84,6 +85,8 @@ pub(crate) struct RunArgs {
     /// Seconds between progress lines when stderr is not a terminal (a log file, a CI job).
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     progress_interval: f64,
+    #[command(flatten)]
+    shard: RunShardArgs,
 }
 
 /// Built-in defaults, applied after flags, environment and config file (keep `--help` in step).
@@ -113,9 +116,24 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         }
     };
     // Each setting: flag, then environment (clap reads both), then the config file, then the default.
-    let api_rps = args.api_rps.or(file.api_rps).unwrap_or(DEFAULT_API_RPS);
+    let shard = match args.shard.resolve() {
+        Ok(shard) => shard,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_STOPPED;
+        }
+    };
+    // Rates given to a shard are the fleet's: each of N workers takes an Nth (see the README on why
+    // that is only an approximation).
+    let shards = shard.map_or(1, |s| s.count());
+    let fleet = |rate: u32| shard::per_worker(u64::from(rate), shards) as u32;
+    let api_rps = fleet(args.api_rps.or(file.api_rps).unwrap_or(DEFAULT_API_RPS));
     let concurrency = args.concurrency.or(file.concurrency).unwrap_or(DEFAULT_CONCURRENCY);
-    let mut manifest = match Manifest::load(&args.manifest) {
+    let loaded = match shard {
+        Some(shard) => Manifest::load_shard(&args.manifest, shard),
+        None => Manifest::load(&args.manifest),
+    };
+    let mut manifest = match loaded {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
@@ -129,9 +147,14 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     };
     let service_data = config::merge_service_data(&file.service_data, manifest.service_data.as_ref(), &flags);
     manifest.service_data = Some(service_data.clone());
+    if let Some(shard) = shard {
+        eprintln!("shard {shard}: {} entries of the manifest are this shard's", manifest.entries.len());
+    }
+    let bwlimit =
+        args.bwlimit.or(file.bwlimit).and_then(|b| NonZeroU64::new(shard::per_worker(b.get(), shards)));
     if args.dry_run {
-        let s3_rps = args.s3_rps.or(file.s3_rps).unwrap_or(0);
-        let rate = args.upload_rate.or(args.bwlimit).or(file.bwlimit).map(NonZeroU64::get);
+        let s3_rps = fleet(args.s3_rps.or(file.s3_rps).unwrap_or(0));
+        let rate = args.upload_rate.or(bwlimit).map(NonZeroU64::get);
         return dry_run(&manifest, api_rps, s3_rps, rate);
     }
     let non_empty = |k: &String| !k.trim().is_empty();
@@ -147,8 +170,8 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     let mut config = EngineConfig::new(api_url, Secret::new(api_key));
     config.concurrency = concurrency as usize;
     config.api_rps = NonZeroU32::new(api_rps);
-    config.s3_rps = NonZeroU32::new(args.s3_rps.or(file.s3_rps).unwrap_or(DEFAULT_S3_RPS));
-    config.bandwidth = args.bwlimit.or(file.bwlimit);
+    config.s3_rps = NonZeroU32::new(fleet(args.s3_rps.or(file.s3_rps).unwrap_or(DEFAULT_S3_RPS)));
+    config.bandwidth = bwlimit;
     // A flag that can only say yes: given, it wins; absent, the file decides.
     config.allow_http = args.allow_http || file.allow_http.unwrap_or(false);
     config.service_data = service_data;
@@ -177,7 +200,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         (Some(path), false) => Checkpoint::At(path),
         (None, false) => Checkpoint::BesideManifest,
     };
-    tracing::info!(manifest = %args.manifest.display(), entries = manifest.entries.len(), concurrency, api_rps, "run started");
+    tracing::info!(manifest = %args.manifest.display(), shard = ?shard.map(|s| s.to_string()), entries = manifest.entries.len(), concurrency, api_rps, "run started");
     let report = engine.run(&manifest, &options, &progress, cancel).await;
     progress.finish();
     let report = match report {
@@ -188,7 +211,11 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         }
     };
     let mut code = finish(&report, &progress);
-    if let Some(path) = &args.report
+    let report_path = args.report.as_deref().map(|p| match shard {
+        Some(shard) => spinlift::shard_path(p, shard),
+        None => p.to_path_buf(),
+    });
+    if let Some(path) = &report_path
         && let Err(e) = report.write_jsonl(path)
     {
         eprintln!("error: cannot write the report {}: {e}", path.display());

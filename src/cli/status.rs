@@ -4,10 +4,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use spinlift::{Checkpoint, Manifest};
 use spinlift_core::State;
-use spinlift_manifest::journal::replay;
 
+use super::shard::{Checkpoints, ViewShardArgs};
 use super::{EXIT_FAILED_ASSETS, EXIT_OK, EXIT_STOPPED};
 
 #[derive(Args)]
@@ -17,6 +16,8 @@ pub(crate) struct StatusArgs {
     /// The checkpoint journal (default: beside the manifest).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    shard: ViewShardArgs,
 }
 
 #[derive(Debug, Default)]
@@ -30,28 +31,21 @@ struct Counts {
 }
 
 pub(crate) fn status(args: StatusArgs) -> u8 {
-    let manifest = match Manifest::load(&args.manifest) {
-        Ok(m) => m,
+    let (manifest, checkpoints) = match Checkpoints::open(&args.manifest, args.checkpoint, &args.shard) {
+        Ok(opened) => opened,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_STOPPED;
         }
     };
-    let checkpoint = args.checkpoint.map(Checkpoint::At).unwrap_or_default();
-    let Some(path) = checkpoint.path_for(&manifest.source) else { return EXIT_STOPPED };
-    let replayed = match replay(&path) {
-        Ok(Some(r)) => r,
-        Ok(None) => {
+    if checkpoints.none_yet() {
+        for (path, _) in checkpoints.paths() {
             println!("checkpoint: none yet at {} (nothing has run)", path.display());
-            println!("{} entries: all pending", manifest.entries.len());
-            return EXIT_OK;
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_STOPPED;
-        }
-    };
-    for w in &replayed.warnings {
+        println!("{} entries: all pending", manifest.entries.len());
+        return EXIT_OK;
+    }
+    for w in checkpoints.warnings() {
         println!("note: {w}");
     }
     let mut c = Counts::default();
@@ -59,7 +53,7 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
     let mut failures = Vec::new();
     for entry in manifest.entries.iter() {
         bytes_total += std::fs::metadata(manifest.root.join(entry.path())).map(|m| m.len()).unwrap_or(0);
-        match replayed.get(entry.id()).map(|r| r.state) {
+        match checkpoints.get(entry.id()).map(|r| r.state) {
             Some(State::Registered { size, .. }) => {
                 c.registered += 1;
                 c.bytes_done += size;
@@ -74,7 +68,10 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
         }
     }
     let total = manifest.entries.len();
-    println!("checkpoint: {}", path.display());
+    for (path, exists) in checkpoints.paths() {
+        let missing = if exists { "" } else { " (none yet: that shard has not started)" };
+        println!("checkpoint: {}{missing}", path.display());
+    }
     println!(
         "{total} entries: {} registered, {} uploaded (to register), {} in progress, {} pending, {} failed",
         c.registered, c.uploaded, c.in_progress, c.pending, c.failed
@@ -84,8 +81,7 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
         c.bytes_done as f64 / 1048576.0,
         bytes_total as f64 / 1048576.0
     );
-    let listed: std::collections::HashSet<&str> = manifest.entries.iter().map(|e| e.id()).collect();
-    let unlisted = replayed.ids().filter(|id| !listed.contains(id)).count();
+    let unlisted = checkpoints.unlisted(&manifest);
     if unlisted > 0 {
         println!("{unlisted} recorded entries are no longer in the manifest");
     }

@@ -10,7 +10,7 @@ use std::path::{Component, Path};
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use spinlift_manifest::{Format, Manifest, ManifestError, Position};
+use spinlift_manifest::{Format, Manifest, ManifestError, Position, Shard};
 
 const DIR: &str = "/srv/batches";
 
@@ -393,5 +393,48 @@ proptest! {
                 Err(error) => assert_explained(&text, &error)?,
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Each worker of a fleet loads its shard of the same manifest file: no entry is in two shards, none
+    /// is in no shard, and each keeps its place in the file.
+    #[test]
+    fn the_shards_of_a_manifest_are_disjoint_and_together_are_the_manifest(
+        ids in proptest::collection::hash_set("\\PC{1,16}", 1..60),
+        count in 1u32..9,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("batch.jsonl");
+        let text: String = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| format!("{}\n", json!({"path": format!("f{i}.jpg"), "id": id})))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let whole = Manifest::load(&path).unwrap();
+        let mut found: Vec<Option<(u32, Position)>> = vec![None; whole.entries.len()];
+        for index in 0..count {
+            let shard = Shard::new(index, count).unwrap();
+            let part = Manifest::load_shard(&path, shard).unwrap();
+            prop_assert_eq!(part.shard, Some(shard));
+            for entry in part.entries.iter() {
+                prop_assert!(shard.contains(entry.id()));
+                let Position::Entry { index: at, .. } = entry.position() else { unreachable!() };
+                prop_assert_eq!(whole.entries.at(at), entry, "an entry moved or changed in its shard");
+                prop_assert!(found[at].is_none(), "{:?} is in shards {:?} and {}", entry.id(), found[at], index);
+                found[at] = Some((index, entry.position()));
+            }
+        }
+        prop_assert!(found.iter().all(Option::is_some), "entries in no shard: {:?}", found);
+    }
+
+    #[test]
+    fn every_id_is_in_exactly_one_shard(id in "\\PC{0,40}", count in 1u32..64) {
+        let owners: Vec<u32> =
+            (0..count).filter(|&i| Shard::new(i, count).unwrap().contains(&id)).collect();
+        prop_assert_eq!(owners, vec![Shard::of(&id, count)]);
     }
 }
