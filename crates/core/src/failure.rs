@@ -17,6 +17,10 @@ pub enum Step {
     Upload,
     /// `POST /api/v1/assets/new/register_asset`.
     Register,
+    /// `POST /api/v1/assets/{id}/data/update`: the entry's custom metadata (and the batch tag).
+    SetData,
+    /// `GET /api/v1/assets/{id}/data`: reading the asset back to verify it.
+    Verify,
 }
 
 impl std::fmt::Display for Step {
@@ -25,6 +29,8 @@ impl std::fmt::Display for Step {
             Step::RequestForm => "requesting an upload form",
             Step::Upload => "uploading to storage",
             Step::Register => "registering the asset",
+            Step::SetData => "setting the asset's data",
+            Step::Verify => "verifying the asset",
         })
     }
 }
@@ -58,6 +64,11 @@ pub enum FailureKind {
     SourceChanged,
     /// The file is larger than the form allows (the policy's `content-length-range`).
     TooLarge,
+    /// FileSpin could not process the stored file: the asset's status is `ERROR` (the message carries
+    /// FileSpin's reason when it gives one).
+    Processing,
+    /// What FileSpin holds differs from what was uploaded (its `size` or `checksum`).
+    Mismatch,
 }
 
 /// One failed attempt at a step.
@@ -133,12 +144,16 @@ const S3_PERMANENT: &[&str] = &["EntityTooLarge", "EntityTooSmall", "NoSuchBucke
 /// | any other 4xx, 501 | any | FailAsset |
 /// | source unreadable | any | FailAsset |
 /// | source changed while read | Upload | Retry |
+/// | 400 `NOT_READY` (the asset is still being saved) | SetData | Retry |
+/// | 404 | Verify, SetData | FailAsset |
+/// | FileSpin's status `ERROR`, a size or checksum mismatch | Verify | FailAsset |
 pub fn classify(failure: &Failure) -> Disposition {
     use Disposition::*;
     match (&failure.kind, failure.step) {
         (FailureKind::Network | FailureKind::Timeout | FailureKind::InvalidResponse, _) => Retry,
         (FailureKind::FormExpired, _) => FreshForm,
         (FailureKind::Source, _) | (FailureKind::TooLarge, _) => FailAsset,
+        (FailureKind::Processing | FailureKind::Mismatch, _) => FailAsset,
         (FailureKind::SourceChanged, _) => Retry,
         (FailureKind::Status { status, code }, step) => {
             let code = code.as_deref().unwrap_or("");
@@ -150,8 +165,10 @@ pub fn classify(failure: &Failure) -> Disposition {
                 (408 | 429, _) => Retry,
                 (501, _) => FailAsset,
                 (500..=599, _) => Retry,
-                (401, Step::RequestForm | Step::Register) => StopBatch,
-                (403, Step::RequestForm | Step::Register) => StopBatch,
+                // "Update Data": 400 while the asset is NOT_READY, "retry after a few seconds"
+                // (developers.filespin.io, Assets - Data, Update Data).
+                (400, Step::SetData) if code == "NOT_READY" => Retry,
+                (401 | 403, Step::RequestForm | Step::Register | Step::SetData | Step::Verify) => StopBatch,
                 (_, Step::Upload) if S3_PERMANENT.contains(&code) || *status == 413 => FailAsset,
                 // An expired policy (AWS: 403 AccessDenied "Invalid according to Policy: Policy
                 // expired"; other S3 implementations: 400 "expiration date is in the past"), a
