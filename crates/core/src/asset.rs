@@ -15,12 +15,34 @@ pub struct Limits {
     /// A form closer to its expiry than this is not used for a new upload: a fresh one is asked for.
     /// For forms that live shorter than four times this, a quarter of their lifetime is used instead.
     pub min_form_validity_ms: i64,
+    /// Times FileSpin may answer that the asset is still being saved (`NOT_READY`) before setting its
+    /// data or verifying it gives up (each after a backoff, growing to its cap).
+    #[serde(default = "default_not_ready_polls")]
+    pub max_not_ready_polls: u32,
+}
+
+fn default_not_ready_polls() -> u32 {
+    30
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_attempts_per_step: 10, max_fresh_forms: 3, min_form_validity_ms: 5 * 60 * 1000 }
+        Limits {
+            max_attempts_per_step: 10,
+            max_fresh_forms: 3,
+            min_form_validity_ms: 5 * 60 * 1000,
+            max_not_ready_polls: default_not_ready_polls(),
+        }
     }
+}
+
+/// What a run asks of an asset beyond its registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Goal {
+    /// Set the entry's data (custom metadata, the batch tag) with one Update Data call.
+    pub set_data: bool,
+    /// Read the asset back until FileSpin has processed it, and check its size and checksum.
+    pub verify: bool,
 }
 
 /// Where one asset is on its way into FileSpin.
@@ -57,7 +79,8 @@ pub enum State {
         /// When storage acknowledged it.
         completed_at: UnixMillis,
     },
-    /// FileSpin registered the asset. Final.
+    /// FileSpin registered the asset. The upload is finished; a run may still set its data and
+    /// verify it ([`Goal`]).
     Registered {
         /// The registered asset id.
         asset_id: String,
@@ -65,6 +88,26 @@ pub enum State {
         size: u64,
         /// MD5 registered, lowercase hex.
         md5: String,
+    },
+    /// Registered, and the entry's data set on the asset (Update Data, mode APPEND).
+    DataSet {
+        /// The registered asset id.
+        asset_id: String,
+        /// Bytes registered.
+        size: u64,
+        /// MD5 registered, lowercase hex.
+        md5: String,
+    },
+    /// FileSpin processed the asset (status `OK`) and holds the size and checksum uploaded. Final.
+    Verified {
+        /// The registered asset id.
+        asset_id: String,
+        /// Bytes registered, as FileSpin reports them.
+        size: u64,
+        /// MD5, as FileSpin reports it.
+        md5: String,
+        /// Whether the entry's data was set before the verification.
+        data_set: bool,
     },
     /// The asset cannot be uploaded: the failure says why. Final.
     Failed {
@@ -80,9 +123,38 @@ pub enum State {
 }
 
 impl State {
-    /// Whether no event can move this state any more.
+    /// Whether the upload is over: registered (data set, verified) or failed. An asset whose [`Goal`]
+    /// asks for more may still move from `Registered` and `DataSet`; [`Asset::next_action`] says.
     pub fn is_final(&self) -> bool {
-        matches!(self, State::Registered { .. } | State::Failed { .. })
+        matches!(
+            self,
+            State::Registered { .. } | State::DataSet { .. } | State::Verified { .. } | State::Failed { .. }
+        )
+    }
+
+    /// Whether this state is done for `goal`: nothing is left to ask of FileSpin.
+    pub fn is_done(&self, goal: Goal) -> bool {
+        match self {
+            State::Registered { .. } => !goal.set_data && !goal.verify,
+            State::DataSet { .. } => !goal.verify,
+            State::Verified { .. } | State::Failed { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The asset id, size and MD5 of a registered asset (registered, data set or verified).
+    pub fn registered(&self) -> Option<(&str, u64, &str)> {
+        match self {
+            State::Registered { asset_id, size, md5 }
+            | State::DataSet { asset_id, size, md5 }
+            | State::Verified { asset_id, size, md5, .. } => Some((asset_id, *size, md5)),
+            _ => None,
+        }
+    }
+
+    /// Whether the entry's data was set on the asset.
+    pub fn data_set(&self) -> bool {
+        matches!(self, State::DataSet { .. } | State::Verified { data_set: true, .. })
     }
 
     /// The asset id this state holds, if any.
@@ -92,7 +164,9 @@ impl State {
             State::FormIssued { asset_id, .. }
             | State::Uploading { asset_id, .. }
             | State::Uploaded { asset_id, .. }
-            | State::Registered { asset_id, .. } => Some(asset_id),
+            | State::Registered { asset_id, .. }
+            | State::DataSet { asset_id, .. }
+            | State::Verified { asset_id, .. } => Some(asset_id),
             State::Failed { asset_id, .. } => asset_id.as_deref(),
         }
     }
@@ -100,7 +174,7 @@ impl State {
     /// A short name for reports: `pending`, `registered` or `failed`.
     pub fn report_status(&self) -> &'static str {
         match self {
-            State::Registered { .. } => "registered",
+            State::Registered { .. } | State::DataSet { .. } | State::Verified { .. } => "registered",
             State::Failed { .. } => "failed",
             _ => "pending",
         }
@@ -150,6 +224,19 @@ pub enum Event {
         /// Whether FileSpin said the asset id was registered already.
         already_existed: bool,
     },
+    /// FileSpin took the entry's data (Update Data answered 200, or 202: accepted, applied eventually).
+    DataSet,
+    /// FileSpin's data of the asset: its status, and the size and checksum it holds.
+    Checked {
+        /// `OK`, `NOT_READY`, `ERROR`, `ARCHIVED`, or what else FileSpin said.
+        status: String,
+        /// The size FileSpin reports, if it does.
+        size: Option<u64>,
+        /// The checksum (MD5) FileSpin reports, if it does.
+        checksum: Option<String>,
+        /// FileSpin's reason for an `ERROR`, if it gives one.
+        reason: Option<String>,
+    },
     /// The backoff the machine asked for has been waited out.
     BackedOff,
     /// An attempt failed.
@@ -179,6 +266,16 @@ pub enum Action {
         started_at: UnixMillis,
         /// When storage acknowledged it.
         completed_at: UnixMillis,
+    },
+    /// Set the entry's data on the asset (Update Data, APPEND); send [`Event::DataSet`].
+    SetData {
+        /// The asset id.
+        asset_id: String,
+    },
+    /// Read the asset's data (Get Data); send [`Event::Checked`].
+    Verify {
+        /// The asset id.
+        asset_id: String,
     },
     /// Wait before the next attempt; `attempt` counts the failures of this step so far (1 = first
     /// retry). Send [`Event::BackedOff`] when done.
@@ -211,6 +308,8 @@ fn state_name(s: &State) -> &'static str {
         State::Uploading { .. } => "uploading",
         State::Uploaded { .. } => "uploaded",
         State::Registered { .. } => "registered",
+        State::DataSet { .. } => "data_set",
+        State::Verified { .. } => "verified",
         State::Failed { .. } => "failed",
     }
 }
@@ -221,6 +320,8 @@ fn event_name(e: &Event) -> &'static str {
         Event::UploadStarted => "upload_started",
         Event::Uploaded { .. } => "uploaded",
         Event::Registered { .. } => "registered",
+        Event::DataSet => "data_set",
+        Event::Checked { .. } => "checked",
         Event::BackedOff => "backed_off",
         Event::Failed(_) => "failed",
     }
@@ -245,6 +346,9 @@ pub struct Asset {
     stop: Option<Failure>,
     /// How long before its expiry the current form is no longer used.
     form_margin_ms: i64,
+    goal: Goal,
+    /// `NOT_READY` answers so far.
+    not_ready: u32,
 }
 
 /// What a resumed run knows about an entry besides its recorded state.
@@ -281,14 +385,30 @@ impl Asset {
             backoff: None,
             stop: None,
             form_margin_ms: limits.min_form_validity_ms,
+            goal: Goal::default(),
+            not_ready: 0,
         }
+    }
+
+    /// This asset, asked for `goal` beyond its registration.
+    #[must_use]
+    pub fn with_goal(mut self, goal: Goal) -> Self {
+        self.goal = goal;
+        self
+    }
+
+    /// What is asked of this asset beyond its registration.
+    pub fn goal(&self) -> Goal {
+        self.goal
     }
 
     /// An asset resumed from the state a previous run recorded, by the resume rules:
     ///
     /// | recorded state | resumed as |
     /// |---|---|
-    /// | registered | registered: skipped |
+    /// | registered, data set | registered: data set and verified if the [`Goal`] asks, else skipped |
+    /// | verified | skipped |
+    /// | failed setting data or verifying | failed; with `retry_failed`: registered (set and verified again) |
     /// | failed | failed; with `retry_failed`: registered again if it failed after its upload, else pending |
     /// | uploaded, source unchanged | uploaded: register (`ASSET_ID_EXISTS` for our id counts as done) |
     /// | uploaded, source changed | upload again with the same form while it is valid long enough, else register what storage holds (never a second asset) |
@@ -299,6 +419,13 @@ impl Asset {
             expires_at.filter(|e| now.millis_until(*e) >= limits.min_form_validity_ms)
         };
         let state = match state {
+            // Setting the data or verifying failed for good (FileSpin still processing, an ERROR, a
+            // mismatch): the asset is registered; a retry sets its data and checks it again.
+            State::Failed { asset_id: Some(asset_id), uploaded: Some(u), failure }
+                if facts.retry_failed && matches!(failure.step, Step::SetData | Step::Verify) =>
+            {
+                State::Registered { asset_id, size: u.size, md5: u.md5 }
+            }
             // A registration that failed for good: its bytes are stored under its asset id, so a
             // retry registers them rather than creating a second asset.
             State::Failed { asset_id: Some(asset_id), uploaded: Some(u), .. } if facts.retry_failed => {
@@ -367,7 +494,15 @@ impl Asset {
                 started_at: *started_at,
                 completed_at: *completed_at,
             },
-            State::Registered { .. } | State::Failed { .. } => Action::Done,
+            State::Registered { asset_id, .. } if self.goal.set_data => {
+                Action::SetData { asset_id: asset_id.clone() }
+            }
+            State::Registered { asset_id, .. } | State::DataSet { asset_id, .. } if self.goal.verify => {
+                Action::Verify { asset_id: asset_id.clone() }
+            }
+            State::Registered { .. } | State::DataSet { .. } | State::Verified { .. } | State::Failed { .. } => {
+                Action::Done
+            }
         }
     }
 
@@ -377,7 +512,7 @@ impl Asset {
             state: state_name(state),
             event: event_name(event),
         };
-        if self.state.is_final() || self.stop.is_some() {
+        if self.state.is_done(self.goal) || self.stop.is_some() {
             return Err(reject(&self.state, &event));
         }
         match (&self.state, event) {
@@ -419,13 +554,99 @@ impl Asset {
                 self.state = State::Registered { asset_id: asset_id.clone(), size: *size, md5: md5.clone() };
                 self.attempts = 0;
             }
+            (State::Registered { asset_id, size, md5 }, Event::DataSet) if self.goal.set_data => {
+                self.state = State::DataSet { asset_id: asset_id.clone(), size: *size, md5: md5.clone() };
+                self.attempts = 0;
+                self.not_ready = 0;
+            }
+            (State::Registered { .. } | State::DataSet { .. }, Event::Checked { status, size, checksum, reason })
+                if self.goal.verify && !(self.goal.set_data && matches!(self.state, State::Registered { .. })) =>
+            {
+                self.checked(&status, size, checksum.as_deref(), reason);
+            }
             (_, Event::Failed(failure)) => self.fail(failure),
             (state, event) => return Err(reject(state, &event)),
         }
         Ok(())
     }
 
+    /// What FileSpin's data of the asset says: processed and the same bytes, still being saved, or
+    /// not (developers.filespin.io, "Asset Data Format": `status` is OK, NOT_READY, ERROR or
+    /// ARCHIVED).
+    fn checked(&mut self, status: &str, size: Option<u64>, checksum: Option<&str>, reason: Option<String>) {
+        let Some((asset_id, our_size, our_md5)) = self.state.registered() else { return };
+        let (asset_id, our_size, our_md5) = (asset_id.to_owned(), our_size, our_md5.to_owned());
+        let fail = |kind: FailureKind, message: String| Failure::new(Step::Verify, kind, message);
+        match status {
+            "NOT_READY" => self.not_ready(Failure::new(
+                Step::Verify,
+                FailureKind::Processing,
+                "FileSpin still reports the asset NOT_READY (being saved)",
+            )),
+            // An archived asset was processed before it was archived: its size and checksum still
+            // tell whether it holds our bytes.
+            "OK" | "ARCHIVED" => {
+                let mut differences = Vec::new();
+                match size {
+                    Some(size) if size != our_size => {
+                        differences.push(format!("size {size} where {our_size} bytes were uploaded"))
+                    }
+                    None => differences.push("no size".to_owned()),
+                    _ => {}
+                }
+                match checksum {
+                    Some(sum) if !sum.eq_ignore_ascii_case(&our_md5) => {
+                        differences.push(format!("checksum {sum} where the MD5 uploaded is {our_md5}"))
+                    }
+                    None => differences.push("no checksum".to_owned()),
+                    _ => {}
+                }
+                if differences.is_empty() {
+                    let data_set = matches!(self.state, State::DataSet { .. });
+                    self.state = State::Verified { asset_id, size: our_size, md5: our_md5, data_set };
+                    self.attempts = 0;
+                } else {
+                    let message = format!("FileSpin holds {}", differences.join(" and "));
+                    self.fail(fail(FailureKind::Mismatch, message));
+                }
+            }
+            "ERROR" => {
+                let message = match reason {
+                    Some(reason) => format!("FileSpin could not process the file (status ERROR): {reason}"),
+                    None => "FileSpin could not process the file (status ERROR, no reason given)".to_owned(),
+                };
+                self.fail(fail(FailureKind::Processing, message));
+            }
+            other => {
+                let message = format!("FileSpin reports the asset's status as {other:?}, not OK");
+                self.fail(fail(FailureKind::Processing, message));
+            }
+        }
+    }
+
+    /// FileSpin is still saving the asset: wait and ask again, up to [`Limits::max_not_ready_polls`]
+    /// times.
+    fn not_ready(&mut self, failure: Failure) {
+        self.not_ready += 1;
+        if self.not_ready > self.limits.max_not_ready_polls {
+            let message = format!(
+                "gave up after {} checks: {}; run `spinlift verify` later",
+                self.not_ready, failure.message
+            );
+            self.give_up(Failure { message, ..failure });
+            return;
+        }
+        self.backoff = Some(PendingBackoff { attempt: self.not_ready, retry_after_ms: failure.retry_after_ms });
+    }
+
     fn fail(&mut self, failure: Failure) {
+        // "Update Data" answers 400 while the asset is NOT_READY: a wait, not an attempt that failed.
+        if failure.step == Step::SetData
+            && matches!(&failure.kind, FailureKind::Status { status: 400, code: Some(c) } if c == "NOT_READY")
+        {
+            self.not_ready(failure);
+            return;
+        }
         let mut disposition = classify(&failure);
         // Once the bytes are stored under an asset id, that id is the entry's: a fresh form would
         // mean a second upload of the same file.
@@ -471,6 +692,13 @@ impl Asset {
                 md5: md5.clone(),
                 started_at: *started_at,
                 completed_at: *completed_at,
+            }),
+            // Registered: what a retry needs to set the data and verify again (it does not register).
+            State::Registered { size, md5, .. } | State::DataSet { size, md5, .. } => Some(Uploaded {
+                size: *size,
+                md5: md5.clone(),
+                started_at: UnixMillis(0),
+                completed_at: UnixMillis(0),
             }),
             _ => None,
         };

@@ -1,7 +1,7 @@
 //! How a manifest keeps its entries: compactly, because a batch has millions of them.
 //!
 //! Every entry's path — and its id and file name, when they are not the defaults the path implies — lives
-//! end to end in one arena string; an entry is 24 bytes of offsets and lengths into it. A million entries
+//! end to end in one arena string, with its `data`; an entry is 28 bytes of offsets and lengths into it. A million entries
 //! with 25-byte paths take about 50 MB, not the 200 MB that three `String`s an entry would. The arena is
 //! shared ([`Arc`]), so a [`Manifest`](crate::Manifest) clones in constant time (a run's report keeps
 //! one).
@@ -34,6 +34,8 @@ struct Span {
     id_len: u32,
     /// `SAME`: the file name is the path's last component.
     filename_len: u32,
+    /// The entry's `data` as compact JSON, after the file name; 0: none.
+    data_len: u32,
     /// 0-based index of the entry among all the manifest's entries (other shards' included).
     index: u32,
     /// 1-based line of a JSON Lines manifest; 0 when not known.
@@ -72,6 +74,16 @@ impl<'a> Entry<'a> {
                 self.slice(self.span.start + self.span.path_len + id_len, len)
             }
         }
+    }
+
+    /// The entry's custom metadata (`data`) as compact JSON text, validated; `None` when it has none.
+    pub fn data(&self) -> Option<&'a str> {
+        if self.span.data_len == 0 {
+            return None;
+        }
+        let id_len = if self.span.id_len == SAME { 0 } else { self.span.id_len };
+        let filename_len = if self.span.filename_len == SAME { 0 } else { self.span.filename_len };
+        Some(self.slice(self.span.start + self.span.path_len + id_len + filename_len, self.span.data_len))
     }
 
     /// Where the entry is in the manifest.
@@ -185,12 +197,14 @@ impl EntriesBuilder {
         id: Option<&str>,
         path: &str,
         filename: &str,
+        data: Option<&str>,
         index: usize,
         line: Option<usize>,
     ) -> Result<(), String> {
         let id = id.filter(|id| *id != path);
         let filename = (filename != last_component(path)).then_some(filename);
-        let added = path.len() + id.map_or(0, str::len) + filename.map_or(0, str::len);
+        let data = data.unwrap_or_default();
+        let added = path.len() + id.map_or(0, str::len) + filename.map_or(0, str::len) + data.len();
         if self.arena.text.len() + added > MAX_TEXT {
             return Err("the manifest's paths and ids exceed 4 GiB: split it into several manifests, \
                         or run it in shards (--shard)"
@@ -204,11 +218,13 @@ impl EntriesBuilder {
         if let Some(filename) = filename {
             self.arena.text.push_str(filename);
         }
+        self.arena.text.push_str(data);
         self.arena.spans.push(Span {
             start,
             path_len: path.len() as u32,
             id_len: id.map_or(SAME, |id| id.len() as u32),
             filename_len: filename.map_or(SAME, |f| f.len() as u32),
+            data_len: data.len() as u32,
             index: u32::try_from(index).unwrap_or(u32::MAX),
             line: line.and_then(|l| u32::try_from(l).ok()).unwrap_or(0),
         });
@@ -232,23 +248,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_entry_takes_24_bytes_besides_its_text() {
-        assert_eq!(std::mem::size_of::<Span>(), 24);
+    fn an_entry_takes_28_bytes_besides_its_text() {
+        assert_eq!(std::mem::size_of::<Span>(), 28);
     }
 
     #[test]
     fn defaults_are_not_stored_and_come_back() {
         let mut b = EntriesBuilder::default();
-        b.push(None, "photos/a.jpg", "a.jpg", 0, Some(2)).unwrap();
-        b.push(Some("legacy-7"), "b.jpg", "renamed.jpg", 1, None).unwrap();
-        b.push(Some("c.jpg"), "c.jpg", "c.jpg", 2, None).unwrap();
+        b.push(None, "photos/a.jpg", "a.jpg", None, 0, Some(2)).unwrap();
+        b.push(Some("legacy-7"), "b.jpg", "renamed.jpg", Some(r#"{"k":1}"#), 1, None).unwrap();
+        b.push(Some("c.jpg"), "c.jpg", "c.jpg", None, 2, None).unwrap();
         let entries = b.finish();
-        assert_eq!(entries.inner.text, "photos/a.jpgb.jpglegacy-7renamed.jpgc.jpg");
+        assert_eq!(entries.inner.text, r#"photos/a.jpgb.jpglegacy-7renamed.jpg{"k":1}c.jpg"#);
         let a = entries.at(0);
         assert_eq!((a.id(), a.path(), a.filename()), ("photos/a.jpg", "photos/a.jpg", "a.jpg"));
         assert_eq!(a.position(), Position::Entry { index: 0, line: Some(2) });
         let b = entries.at(1);
         assert_eq!((b.id(), b.path(), b.filename()), ("legacy-7", "b.jpg", "renamed.jpg"));
+        assert_eq!((a.data(), b.data()), (None, Some(r#"{"k":1}"#)));
         assert_eq!(b.position(), Position::Entry { index: 1, line: None });
         assert_eq!(entries.at(2).id(), "c.jpg");
         assert_eq!(entries.iter().count(), 3);

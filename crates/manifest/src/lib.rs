@@ -34,7 +34,7 @@ mod shard;
 
 pub use entries::{Entries, Entry};
 pub use error::{ManifestError, Position};
-pub use manifest::{Format, Manifest, ManifestBuilder, VERSION};
+pub use manifest::{Format, MAX_DATA_CHARS, Manifest, ManifestBuilder, VERSION, validate_data};
 pub use paths::{escapes_root, resolve_within};
 pub use shard::Shard;
 

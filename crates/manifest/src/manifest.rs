@@ -45,6 +45,9 @@ pub struct Manifest {
     pub entries: Entries,
     /// The shard of the batch these entries are, if the manifest was loaded as one.
     pub shard: Option<Shard>,
+    /// The data schema the entries' `data` follows (FileSpin's `data_schema_id`), if the manifest names
+    /// one.
+    pub data_schema_id: Option<u64>,
 }
 
 /// `T` only when written as a JSON object: serde's derived structs also take an array of their fields
@@ -75,6 +78,8 @@ struct RawManifest {
     root: Option<String>,
     #[serde(default)]
     service_data: Option<serde_json::Value>,
+    #[serde(default)]
+    data_schema_id: Option<u64>,
     assets: Vec<Obj<RawEntry>>,
 }
 
@@ -86,12 +91,14 @@ struct RawHeader {
     root: Option<String>,
     #[serde(default)]
     service_data: Option<serde_json::Value>,
+    #[serde(default)]
+    data_schema_id: Option<u64>,
 }
 
 /// A JSON Lines manifest without a header line: the current version, the manifest's directory as root.
 impl Default for RawHeader {
     fn default() -> Self {
-        RawHeader { version: VERSION, root: None, service_data: None }
+        RawHeader { version: VERSION, root: None, service_data: None, data_schema_id: None }
     }
 }
 
@@ -103,6 +110,9 @@ struct RawEntry {
     id: Option<String>,
     #[serde(default)]
     filename: Option<String>,
+    /// Custom metadata to set on the asset after its registration.
+    #[serde(default)]
+    data: Option<serde_json::Value>,
     /// The file's size when it was scanned (informational).
     #[serde(default)]
     #[allow(dead_code)]
@@ -163,7 +173,12 @@ impl Manifest {
 
     fn parse_json(text: &str, dir: &Path, shard: Option<Shard>) -> Result<Manifest, ManifestError> {
         let Obj(m) = serde_json::from_str::<Obj<RawManifest>>(text).map_err(|e| syntax(e, 0))?;
-        let header = RawHeader { version: m.version, root: m.root, service_data: m.service_data };
+        let header = RawHeader {
+            version: m.version,
+            root: m.root,
+            service_data: m.service_data,
+            data_schema_id: m.data_schema_id,
+        };
         let mut builder = Builder::new(header, dir, shard)?;
         for Obj(entry) in m.assets {
             builder.push(entry, None)?;
@@ -259,6 +274,7 @@ impl Manifest {
             entries: EntriesBuilder::default(),
             shard: None,
             seen: 0,
+            data_schema_id: None,
         };
         ManifestBuilder { inner }
     }
@@ -267,7 +283,8 @@ impl Manifest {
 impl ManifestBuilder {
     /// Adds the file at `path` (relative to the root), with the path as its id.
     pub fn entry(mut self, path: impl Into<String>) -> Result<Self, ManifestError> {
-        let raw = RawEntry { path: path.into(), id: None, filename: None, size: None, mtime_ms: None };
+        let raw =
+            RawEntry { path: path.into(), id: None, filename: None, data: None, size: None, mtime_ms: None };
         self.inner.push(raw, None)?;
         Ok(self)
     }
@@ -284,6 +301,7 @@ impl ManifestBuilder {
             path: path.into(),
             id: Some(id.into()),
             filename: filename.map(str::to_owned),
+            data: None,
             size: None,
             mtime_ms: None,
         };
@@ -353,6 +371,7 @@ struct Builder {
     shard: Option<Shard>,
     /// Entries validated so far, kept or not.
     seen: usize,
+    data_schema_id: Option<u64>,
 }
 
 impl Builder {
@@ -379,6 +398,7 @@ impl Builder {
             entries: EntriesBuilder::default(),
             shard,
             seen: 0,
+            data_schema_id: header.data_schema_id,
         })
     }
 
@@ -413,10 +433,14 @@ impl Builder {
         if id.is_empty() {
             return Err(invalid("`id` is empty".into()));
         }
+        let data = match &e.data {
+            None => None,
+            Some(data) => Some(validate_data(data).map_err(invalid)?),
+        };
         if self.shard.is_some_and(|shard| !shard.contains(id)) {
             return Ok(());
         }
-        self.entries.push(e.id.as_deref(), &e.path, filename, index, line).map_err(invalid)
+        self.entries.push(e.id.as_deref(), &e.path, filename, data.as_deref(), index, line).map_err(invalid)
     }
 
     /// Refuses an empty manifest and duplicate ids.
@@ -445,8 +469,33 @@ impl Builder {
             service_data: self.service_data,
             entries: entries.finish(),
             shard: self.shard,
+            data_schema_id: self.data_schema_id,
         })
     }
+}
+
+/// The most characters FileSpin takes in one Update Data payload (developers.filespin.io, "Assets -
+/// Data", "Update Data": "limited to 2,000 characters"). Counted here over the `data` object as
+/// serde_json writes it compactly, in Unicode characters.
+pub const MAX_DATA_CHARS: usize = 2000;
+
+/// An entry's `data` as compact JSON text, or why FileSpin would refuse it: not an object, longer than
+/// [`MAX_DATA_CHARS`], or a key FileSpin reserves (`_filespin…`, "Update Data").
+pub fn validate_data(data: &serde_json::Value) -> Result<String, String> {
+    let serde_json::Value::Object(map) = data else {
+        return Err("`data` must be a JSON object (FileSpin's custom metadata: {\"key\": value, …})".into());
+    };
+    if let Some(key) = map.keys().find(|k| k.starts_with("_filespin")) {
+        return Err(format!("`data` key {key:?} is reserved by FileSpin (keys starting with `_filespin`)"));
+    }
+    let text = serde_json::to_string(data).map_err(|e| e.to_string())?;
+    let chars = text.chars().count();
+    if chars > MAX_DATA_CHARS {
+        return Err(format!(
+            "`data` is {chars} characters as JSON; FileSpin takes at most {MAX_DATA_CHARS} in one update"
+        ));
+    }
+    Ok(text)
 }
 
 /// The first entry whose id an earlier entry has, with that earlier entry: `(first, second)`.

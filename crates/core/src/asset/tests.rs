@@ -377,3 +377,165 @@ fn forms_that_always_arrive_nearly_expired_end_the_asset() {
         matches!(a.state(), State::Failed { failure, .. } if failure.message.contains("expired too soon"))
     );
 }
+
+// ---- after registration: the entry's data, then verification ----
+
+const FULL: Goal = Goal { set_data: true, verify: true };
+
+fn registered(goal: Goal) -> Asset {
+    Asset::from_state(State::Registered { asset_id: "a1".into(), size: 3, md5: MD5_ABC.into() }, Limits::default())
+        .with_goal(goal)
+}
+
+fn checked(status: &str, size: u64, checksum: &str) -> Event {
+    Event::Checked { status: status.into(), size: Some(size), checksum: Some(checksum.into()), reason: None }
+}
+
+fn not_ready_update() -> Event {
+    Event::Failed(Failure::new(
+        Step::SetData,
+        FailureKind::Status { status: 400, code: Some("NOT_READY".into()) },
+        "retry after a few seconds",
+    ))
+}
+
+#[test]
+fn a_registered_asset_gets_its_data_then_is_verified() {
+    let mut a = registered(FULL);
+    assert!(!a.state().is_done(FULL));
+    assert_eq!(a.next_action(T0), Action::SetData { asset_id: "a1".into() });
+    // Verification waits for the data.
+    assert!(a.apply(checked("OK", 3, MD5_ABC), T0).is_err());
+    a.apply(Event::DataSet, T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::Verify { asset_id: "a1".into() });
+    a.apply(checked("OK", 3, &MD5_ABC.to_uppercase()), T0).unwrap();
+    assert_eq!(
+        a.state(),
+        &State::Verified { asset_id: "a1".into(), size: 3, md5: MD5_ABC.into(), data_set: true }
+    );
+    assert_eq!(a.next_action(T0), Action::Done);
+    assert_eq!(a.state().report_status(), "registered");
+    // Without a goal, registered is done.
+    assert_eq!(registered(Goal::default()).next_action(T0), Action::Done);
+    assert_eq!(registered(Goal { set_data: false, verify: true }).next_action(T0), Action::Verify { asset_id: "a1".into() });
+}
+
+#[test]
+fn not_ready_is_waited_out_without_spending_attempts_and_ends_after_the_limit() {
+    let limits = Limits { max_not_ready_polls: 3, ..Limits::default() };
+    let mut a = registered(FULL);
+    a.limits = limits;
+    for poll in 1..=3 {
+        a.apply(not_ready_update(), T0).unwrap();
+        assert_eq!(a.next_action(T0), Action::Backoff { attempt: poll, retry_after_ms: None });
+        a.apply(Event::BackedOff, T0).unwrap();
+    }
+    assert_eq!(a.attempts, 0, "NOT_READY is a wait, not a failed attempt");
+    a.apply(not_ready_update(), T0).unwrap();
+    let State::Failed { failure, uploaded, .. } = a.state() else { panic!("{:?}", a.state()) };
+    assert!(failure.message.contains("spinlift verify"), "{failure}");
+    assert_eq!(uploaded.as_ref().map(|u| u.size), Some(3), "kept for a retry of the verification");
+
+    let mut v = registered(Goal { set_data: false, verify: true });
+    v.apply(checked("NOT_READY", 0, ""), T0).unwrap();
+    assert!(matches!(v.next_action(T0), Action::Backoff { attempt: 1, .. }));
+    v.apply(Event::BackedOff, T0).unwrap();
+    v.apply(checked("OK", 3, MD5_ABC), T0).unwrap();
+    assert!(matches!(v.state(), State::Verified { data_set: false, .. }));
+}
+
+#[test]
+fn processing_errors_and_mismatches_fail_the_asset_never_verify_it() {
+    let verify = Goal { set_data: false, verify: true };
+    let mut a = registered(verify);
+    let event = Event::Checked {
+        status: "ERROR".into(),
+        size: Some(3),
+        checksum: Some(MD5_ABC.into()),
+        reason: Some("not an image".into()),
+    };
+    a.apply(event, T0).unwrap();
+    let State::Failed { failure, .. } = a.state() else { panic!() };
+    assert_eq!((failure.step, &failure.kind), (Step::Verify, &FailureKind::Processing));
+    assert!(failure.message.contains("status ERROR") && failure.message.contains("not an image"));
+
+    for (event, what) in [
+        (checked("OK", 4, MD5_ABC), "size 4 where 3 bytes"),
+        (checked("OK", 3, "0123456789abcdef0123456789abcdef"), "checksum 0123"),
+        (Event::Checked { status: "OK".into(), size: None, checksum: None, reason: None }, "no size"),
+    ] {
+        let mut a = registered(verify);
+        a.apply(event, T0).unwrap();
+        let State::Failed { failure, .. } = a.state() else { panic!() };
+        assert_eq!(failure.kind, FailureKind::Mismatch);
+        assert!(failure.message.contains(what), "{failure}");
+    }
+}
+
+#[test]
+fn resume_carries_on_from_the_last_recorded_step_after_registration() {
+    let data_set = State::DataSet { asset_id: "a1".into(), size: 3, md5: MD5_ABC.into() };
+    let asset = Asset::resume(data_set, ResumeFacts::default(), Limits::default(), T0).with_goal(FULL);
+    assert_eq!(asset.next_action(T0), Action::Verify { asset_id: "a1".into() });
+    let verified = State::Verified { asset_id: "a1".into(), size: 3, md5: MD5_ABC.into(), data_set: true };
+    assert!(verified.is_done(FULL));
+    // A verification that failed for good is checked again on --retry-failed, without registering.
+    let mut a = registered(Goal { set_data: false, verify: true });
+    a.apply(checked("ERROR", 3, MD5_ABC), T0).unwrap();
+    let failed = a.state().clone();
+    let retry = ResumeFacts { retry_failed: true, ..ResumeFacts::default() };
+    let again = Asset::resume(failed.clone(), retry, Limits::default(), T0).with_goal(FULL);
+    assert_eq!(again.state(), &State::Registered { asset_id: "a1".into(), size: 3, md5: MD5_ABC.into() });
+    assert_eq!(again.next_action(T0), Action::SetData { asset_id: "a1".into() });
+    assert_eq!(Asset::resume(failed, ResumeFacts::default(), Limits::default(), T0).next_action(T0), Action::Done);
+}
+
+fn any_check() -> impl Strategy<Value = Event> {
+    let status = prop::sample::select(vec!["OK", "NOT_READY", "ERROR", "ARCHIVED", "PURGED"]);
+    let size = prop::option::of(prop::sample::select(vec![3u64, 4]));
+    let checksum = prop::option::of(prop::sample::select(vec![MD5_ABC.to_owned(), "f".repeat(32)]));
+    (status, size, checksum).prop_map(|(status, size, checksum)| Event::Checked {
+        status: status.into(),
+        size,
+        checksum,
+        reason: None,
+    })
+}
+
+proptest! {
+    /// Whatever FileSpin answers, in any order: an asset is verified only when its last check said OK
+    /// (or ARCHIVED) with the size and checksum uploaded, and only after its data when it has data.
+    #[test]
+    fn only_a_matching_check_verifies(
+        goal in (any::<bool>(), Just(true)).prop_map(|(set_data, verify)| Goal { set_data, verify }),
+        events in prop::collection::vec(prop_oneof![
+            any_check(),
+            Just(Event::DataSet),
+            Just(Event::BackedOff),
+            Just(not_ready_update()),
+            any_failure(),
+        ], 0..40),
+    ) {
+        let mut a = registered(goal);
+        let mut data_set = false;
+        for event in events {
+            let before = a.clone();
+            if a.apply(event.clone(), T0).is_err() {
+                prop_assert_eq!(&a, &before);
+                continue;
+            }
+            data_set |= matches!(event, Event::DataSet);
+            if let State::Verified { size, md5, data_set: recorded, .. } = a.state() {
+                let was_verified = matches!(before.state(), State::Verified { .. });
+                prop_assert!(!was_verified);
+                let Event::Checked { status, size: seen, checksum, .. } = &event else {
+                    panic!("verified by {event:?}");
+                };
+                prop_assert!(status == "OK" || status == "ARCHIVED");
+                prop_assert_eq!((*seen, checksum.as_deref()), (Some(*size), Some(md5.as_str())));
+                prop_assert_eq!(*recorded, data_set);
+                prop_assert!(data_set || !goal.set_data);
+            }
+        }
+    }
+}

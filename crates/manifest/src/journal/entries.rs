@@ -39,12 +39,32 @@ struct Entry {
 /// One entry's last record, without its id.
 #[derive(Clone, PartialEq)]
 pub(super) enum Slot {
-    /// `Registered` whose asset id and MD5 are 32 lowercase hex digits each.
-    Registered { asset_id: [u8; 16], md5: [u8; 16], size: u64, source: Option<SourceStamp> },
+    /// `Registered` (or `DataSet`, `Verified`: [`Stage`]) whose asset id and MD5 are 32 lowercase hex
+    /// digits each.
+    /// `source` is kept unwrapped, with `has_source` beside `stage`, so the slot stays 64 bytes.
+    Registered { asset_id: [u8; 16], md5: [u8; 16], size: u64, source: SourceStamp, has_source: bool, stage: Stage },
     /// Any other record.
     Other(Box<Other>),
     /// Removed by [`Entries::take`].
     Taken,
+}
+
+/// How far a registered entry went after its registration.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    Registered,
+    DataSet,
+    Verified { data_set: bool },
+}
+
+impl Stage {
+    fn state(self, asset_id: String, size: u64, md5: String) -> State {
+        match self {
+            Stage::Registered => State::Registered { asset_id, size, md5 },
+            Stage::DataSet => State::DataSet { asset_id, size, md5 },
+            Stage::Verified { data_set } => State::Verified { asset_id, size, md5, data_set },
+        }
+    }
 }
 
 /// A record kept as it is, but for its form.
@@ -59,10 +79,21 @@ pub(super) struct Other {
 impl Slot {
     /// The slot of a `Registered` state given by its parts.
     pub(super) fn registered(asset_id: &str, size: u64, md5: &str, source: Option<SourceStamp>) -> Slot {
+        Slot::registered_at(Stage::Registered, asset_id, size, md5, source)
+    }
+
+    fn registered_at(stage: Stage, asset_id: &str, size: u64, md5: &str, source: Option<SourceStamp>) -> Slot {
         match (hex_16(asset_id), hex_16(md5)) {
-            (Some(asset_id), Some(md5)) => Slot::Registered { asset_id, md5, size, source },
+            (Some(asset_id), Some(md5)) => Slot::Registered {
+                asset_id,
+                md5,
+                size,
+                source: source.unwrap_or(SourceStamp { size: 0, mtime_ms: 0 }),
+                has_source: source.is_some(),
+                stage,
+            },
             _ => {
-                let state = State::Registered { asset_id: asset_id.to_owned(), size, md5: md5.to_owned() };
+                let state = stage.state(asset_id.to_owned(), size, md5.to_owned());
                 Slot::Other(Box::new(Other { state, form: None, source }))
             }
         }
@@ -71,8 +102,16 @@ impl Slot {
     /// The slot of `record`'s state, form and source. A form that cannot be encoded (a map with
     /// non-string keys cannot come from JSON) is an error.
     pub(super) fn of(record: Record) -> Result<Slot, serde_json::Error> {
-        if let (State::Registered { asset_id, size, md5 }, None) = (&record.state, &record.form) {
-            return Ok(Slot::registered(asset_id, *size, md5, record.source));
+        if record.form.is_none() {
+            let stage = match &record.state {
+                State::Registered { .. } => Some(Stage::Registered),
+                State::DataSet { .. } => Some(Stage::DataSet),
+                State::Verified { data_set, .. } => Some(Stage::Verified { data_set: *data_set }),
+                _ => None,
+            };
+            if let (Some(stage), Some((asset_id, size, md5))) = (stage, record.state.registered()) {
+                return Ok(Slot::registered_at(stage, asset_id, size, md5, record.source));
+            }
         }
         let form = match &record.form {
             Some(form) => Some(serde_json::to_string(form)?.into_boxed_str()),
@@ -84,11 +123,11 @@ impl Slot {
     /// The record of entry `id`; `None` once taken.
     fn record(&self, id: &str) -> Option<Record> {
         match self {
-            Slot::Registered { asset_id, md5, size, source } => Some(Record {
+            Slot::Registered { asset_id, md5, size, source, has_source, stage } => Some(Record {
                 id: id.to_owned(),
-                state: State::Registered { asset_id: to_hex(asset_id), size: *size, md5: to_hex(md5) },
+                state: stage.state(to_hex(asset_id), *size, to_hex(md5)),
                 form: None,
-                source: *source,
+                source: has_source.then_some(*source),
             }),
             Slot::Other(other) => Some(Record {
                 id: id.to_owned(),

@@ -147,3 +147,34 @@ fn entries_and_manifests_must_be_objects_not_arrays_of_their_fields() {
     let err = parse(r#"[1, null, null, [["a.jpg"]]]"#).unwrap_err().to_string();
     assert!(err.contains("expected a JSON object"), "{err}");
 }
+
+#[test]
+fn data_is_kept_as_compact_json_with_the_manifests_schema() {
+    let m = parse_lines(
+        "{\"version\": 1, \"data_schema_id\": 7}\n\
+         {\"path\": \"a.jpg\", \"data\": {\"title\": \"Sunset\",  \"tags\": [\"sea\"]}}\n\
+         {\"path\": \"b.jpg\"}\n",
+    )
+    .unwrap();
+    assert_eq!(m.data_schema_id, Some(7));
+    assert_eq!(m.entries.at(0).data(), Some(r#"{"tags":["sea"],"title":"Sunset"}"#));
+    assert_eq!(m.entries.at(1).data(), None);
+}
+
+#[test]
+fn bad_data_is_refused_naming_the_entry_before_anything_is_uploaded() {
+    let long = "x".repeat(MAX_DATA_CHARS);
+    for (data, expected) in [
+        ("[1, 2]".to_owned(), "must be a JSON object"),
+        ("\"title\"".to_owned(), "must be a JSON object"),
+        (r#"{"_filespin_owner": 1}"#.to_owned(), "reserved by FileSpin"),
+        (format!(r#"{{"t": "{long}"}}"#), "at most 2000"),
+    ] {
+        let text = format!("{{\"path\": \"a.jpg\"}}\n{{\"path\": \"b.jpg\", \"data\": {data}}}\n");
+        let e = parse_lines(&text).unwrap_err().to_string();
+        assert!(e.contains(expected) && e.contains("line 2"), "{data}: {e}");
+    }
+    // Exactly at the limit: {"t":"…"} is 8 characters besides the value.
+    let at_limit = format!(r#"{{"path": "a.jpg", "data": {{"t": "{}"}}}}"#, "é".repeat(MAX_DATA_CHARS - 8));
+    assert!(parse_lines(&at_limit).is_ok(), "2,000 characters (not bytes) are allowed");
+}

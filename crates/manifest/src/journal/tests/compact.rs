@@ -26,6 +26,11 @@ fn every_state() -> Vec<State> {
         State::Registered { asset_id: HEX.into(), size: u64::MAX, md5: HEX.to_uppercase() },
         State::Registered { asset_id: HEX.to_uppercase(), size: 0, md5: HEX.into() },
         State::Registered { asset_id: String::new(), size: 7, md5: "x\"y\\z".into() },
+        State::DataSet { asset_id: HEX.into(), size: 9, md5: HEX.into() },
+        State::DataSet { asset_id: "asset-a".into(), size: 9, md5: HEX.into() },
+        State::Verified { asset_id: HEX.into(), size: 9, md5: HEX.into(), data_set: true },
+        State::Verified { asset_id: HEX.into(), size: 9, md5: HEX.into(), data_set: false },
+        State::Verified { asset_id: HEX.to_uppercase(), size: 9, md5: HEX.into(), data_set: true },
         failed(None),
         failed(Some(HEX)),
         State::Failed {
@@ -120,7 +125,7 @@ fn every_state_reads_the_same_through_the_fast_path_and_the_compact_store() {
         }
 
         let slot = Slot::of(expected.clone()).unwrap();
-        let compact = matches!(&expected.state, State::Registered { asset_id, md5, .. }
+        let compact = matches!(expected.state.registered(), Some((asset_id, _, md5))
             if asset_id == HEX && md5.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_eq!(matches!(slot, Slot::Registered { .. }), compact, "{record:?}");
         let mut entries = Entries::default();
