@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
-use spinlift_core::{Action, Asset, Event, Failure, FailureKind, State, Step};
+use spinlift_core::{Action, Asset, Event, Failure, FailureKind, Goal, State, Step};
 use spinlift_manifest::journal::{Journal, JournalError, Record, SourceStamp};
 use spinlift_manifest::{Entry, Manifest};
 use spinlift_transport::{
-    PreparedFile, RegisterOutcome, RegisterRequest, TransportError, UploadForm, UploadReceipt,
+    DataUpdate, PreparedFile, RegisterOutcome, RegisterRequest, TransportError, UpdateMode, UpdateOutcome,
+    UploadForm, UploadReceipt,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,8 @@ pub(crate) struct Run<'a> {
     pub(crate) observer: &'a dyn Observer,
     pub(crate) journal: Option<Journal>,
     pub(crate) retry_failed: bool,
+    /// Only entries registered already are worked on (set data, verify).
+    pub(crate) registered_only: bool,
     /// Cancelled by the caller, or by the first batch-wide failure.
     pub(crate) stop: CancellationToken,
     pub(crate) stop_reason: Mutex<Option<StopReason>>,
@@ -111,7 +114,7 @@ impl Run<'_> {
         let engine = self.engine;
         if self.verify_registered
             && let Some(r) = &recorded
-            && matches!(r.state, State::Registered { .. })
+            && r.state.registered().is_some()
         {
             let now = check_source(self.manifest, entry).ok().map(|s| s.stamp);
             if now.is_none() || now != r.source {
@@ -125,19 +128,23 @@ impl Run<'_> {
                 recorded = None;
             }
         }
+        let goal =
+            Goal { set_data: engine.config.tag || entry.data().is_some(), verify: engine.config.verify };
         // A finished entry needs nothing, not even a look at its file: a resumed batch drains fast.
-        if let Some(r) = &recorded
-            && r.state.is_final()
-            && !(self.retry_failed && matches!(r.state, State::Failed { .. }))
+        // `spinlift verify` leaves alone what is not registered.
+        let recorded_state = recorded.as_ref().map_or(&State::Pending, |r| &r.state);
+        let retry = self.retry_failed && matches!(recorded_state, State::Failed { .. });
+        if (recorded_state.is_done(goal) && !retry)
+            || (self.registered_only && recorded_state.registered().is_none() && !retry)
         {
-            let report = EntryReport::from_state(entry.id(), entry.path(), &r.state, None);
+            let report = EntryReport::from_state(entry.id(), entry.path(), recorded_state, None);
             return Driven { report, state: None, note: None, registered: None };
         }
         let _in_flight = InFlight::enter(self, entry.id());
         let mut source = check_source(self.manifest, entry);
         let stamp = source.as_ref().ok().map(|s| s.stamp);
         let resumed = resume(recorded.as_ref(), stamp, self.retry_failed, engine.config.limits, now());
-        let (mut asset, mut form) = (resumed.asset, resumed.form);
+        let (mut asset, mut form) = (resumed.asset.with_goal(goal), resumed.form);
         if let Some(note) = resumed.note {
             tracing::warn!(path = %entry.path(), "{note}");
             self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{}: {note}", entry.path()));
@@ -251,6 +258,41 @@ impl Run<'_> {
                         Err(e) => Event::Failed(e.to_failure()),
                     }
                 }
+                Action::SetData { asset_id } => {
+                    let update = DataUpdate {
+                        // Checked before the run started (Engine::run).
+                        data: crate::data::payload(entry, engine.config.tag, engine.config.batch.as_deref())
+                            .unwrap_or_default(),
+                        // APPEND is idempotent: a crash between the update and its record, and the
+                        // same keys are set again to the same values, nothing else touched.
+                        mode: UpdateMode::Append,
+                        data_schema_id: self.manifest.data_schema_id,
+                        asynchronous: false,
+                    };
+                    let slot = self.throttle.slot().await;
+                    let result = engine.client.update_asset_data(&asset_id, &update).await;
+                    drop(slot);
+                    match result {
+                        // 202: another update of the asset is in progress, or accepted to apply later
+                        // ("Update Data"); our keys are applied either way.
+                        Ok(UpdateOutcome::Applied | UpdateOutcome::Accepted) => Event::DataSet,
+                        Err(e) => Event::Failed(e.to_failure()),
+                    }
+                }
+                Action::Verify { asset_id } => {
+                    let slot = self.throttle.slot().await;
+                    let result = engine.client.asset_data(&asset_id).await;
+                    drop(slot);
+                    match result {
+                        Ok(data) => Event::Checked {
+                            status: data.status.as_str().to_owned(),
+                            size: data.size,
+                            checksum: data.checksum,
+                            reason: data.reason,
+                        },
+                        Err(e) => Event::Failed(e.to_failure()),
+                    }
+                }
                 other => unreachable!("core asked for an action this engine does not know: {other:?}"),
             };
             // Failures the engine found itself (an expiring form) sent nothing to any server.
@@ -293,7 +335,7 @@ impl Run<'_> {
                 let durable = self.record(entry, &asset, form.as_ref(), stamp);
                 match (asset.state(), &source) {
                     // Nothing is left to do but count it: the next entry need not wait for the disk.
-                    (State::Registered { .. }, _) => registered = durable,
+                    (state, _) if state.is_done(goal) && state.registered().is_some() => registered = durable,
                     // The upload may not start before the form's record is durable, but the file can
                     // be opened and read meanwhile.
                     (State::FormIssued { .. }, Ok(src)) => {
@@ -308,7 +350,7 @@ impl Run<'_> {
         if let State::Failed { failure, .. } = asset.state() {
             tracing::info!(id = %entry.id(), path = %entry.path(), %failure, "entry failed");
         }
-        let note = if asset.state().is_final() { None } else { self.stop_note() };
+        let note = if asset.state().is_done(goal) { None } else { self.stop_note() };
         let report = EntryReport::from_state(entry.id(), entry.path(), asset.state(), note.as_ref());
         Driven { report, state: Some(asset.state().clone()), note, registered }
     }
@@ -381,7 +423,7 @@ impl Run<'_> {
         let journal = self.journal.as_ref()?;
         let state = asset.state();
         let record = record(entry.id(), state, form, stamp);
-        if matches!(state, State::Registered { .. }) {
+        if state.registered().is_some() {
             // Only the count waits for it: it joins the next group another entry's record starts.
             return Some(Box::pin(journal.append_lazy(record, REGISTERED_WITHIN)));
         }

@@ -20,7 +20,7 @@ use crate::drive::{Driven, Run};
 use crate::error::EngineError;
 use crate::events::{ProgressSender, RunHandle};
 use crate::observer::Observer;
-use crate::report::{Counts, RunReport, StopReason};
+use crate::report::{Counts, EntryReport, RunReport, StopReason};
 use crate::throttle::Throttle;
 
 /// The longest a group commit of the journal waits for company (see `Engine::journal_options`).
@@ -54,6 +54,15 @@ pub struct EngineConfig {
     pub bandwidth: Option<NonZeroU64>,
     /// Allow plain `http://` beyond loopback (the API key and forms then cross the network in clear).
     pub allow_http: bool,
+    /// Tag each asset with its entry id (and `batch`) in `filespin_search_txt`, the key FileSpin's
+    /// search indexes, so that every migrated asset can be found by its old-system id
+    /// (developers.filespin.io, "Update Data"). One Update Data call per asset.
+    pub tag: bool,
+    /// The batch's name, added to the tag.
+    pub batch: Option<String>,
+    /// After registration, read each asset back until FileSpin has processed it, and check its size and
+    /// checksum ("Get Data"). One call per asset, more while FileSpin reports it NOT_READY.
+    pub verify: bool,
 }
 
 impl EngineConfig {
@@ -70,6 +79,9 @@ impl EngineConfig {
             s3_rps: None,
             bandwidth: None,
             allow_http: false,
+            tag: false,
+            batch: None,
+            verify: false,
         }
     }
 }
@@ -113,6 +125,9 @@ pub struct RunOptions {
     /// Wraps the journal file, e.g. in a [`Sink`] that fails like a full disk: how the tests show that
     /// a run stops safely when its checkpoint cannot be written. `None` (the default) writes the file.
     pub journal_sink: Option<JournalSinkFn>,
+    /// Only set data on and verify entries registered already (`spinlift verify`): nothing is
+    /// uploaded.
+    pub registered_only: bool,
 }
 
 impl Default for RunOptions {
@@ -122,6 +137,7 @@ impl Default for RunOptions {
             retry_failed: false,
             grace: Duration::from_secs(10),
             journal_sink: None,
+            registered_only: false,
         }
     }
 }
@@ -132,6 +148,7 @@ impl std::fmt::Debug for RunOptions {
             .field("checkpoint", &self.checkpoint)
             .field("retry_failed", &self.retry_failed)
             .field("grace", &self.grace)
+            .field("registered_only", &self.registered_only)
             .field("journal_sink", &self.journal_sink.as_ref().map(|_| "…"))
             .finish()
     }
@@ -247,6 +264,19 @@ impl Engine {
                     .into(),
             ));
         }
+        // Data FileSpin would refuse fails the run before anything is uploaded, not each asset after.
+        if self.config.tag || manifest.entries.iter().any(|e| e.data().is_some()) {
+            for entry in manifest.entries.iter() {
+                if let Err(e) = crate::data::payload(entry, self.config.tag, self.config.batch.as_deref()) {
+                    return Err(EngineError::Config(format!(
+                        "entry {:?} (manifest {}, {}): {e}",
+                        entry.id(),
+                        manifest.source.display(),
+                        entry.position()
+                    )));
+                }
+            }
+        }
         let journal_path = options.checkpoint.path_for_manifest(manifest);
         let mut notes = Vec::new();
         let mut _lock = None;
@@ -291,6 +321,7 @@ impl Engine {
             observer,
             journal: journal.clone(),
             retry_failed: options.retry_failed,
+            registered_only: options.registered_only,
             stop: cancel.child_token(),
             stop_reason: Mutex::new(None),
             service_data: manifest.service_data.clone().unwrap_or_else(|| self.config.service_data.clone()),
@@ -326,7 +357,7 @@ impl Engine {
             });
             let mut finished = |i: usize, driven: Driven| {
                 observer.finished(&driven.report);
-                counts.add(&driven.report.status, driven.report.size);
+                counts.add(&driven.report);
                 reached[i / 64] |= 1 << (i % 64);
                 if let Some(state) = driven.state {
                     lock(states).insert(Record::new(manifest.entries.at(i).id(), state));
@@ -369,11 +400,7 @@ impl Engine {
         for (i, entry) in manifest.entries.iter().enumerate() {
             if reached[i / 64] & (1 << (i % 64)) == 0 {
                 let state = states.get(entry.id()).map_or(State::Pending, |r| r.state);
-                let size = match state {
-                    State::Registered { size, .. } => Some(size),
-                    _ => None,
-                };
-                counts.add(state.report_status(), size);
+                counts.add(&EntryReport::from_state(entry.id(), entry.path(), &state, None));
             }
         }
         Ok(RunReport::new(manifest.clone(), states, unfinished, counts, stopped, notes, started.elapsed()))
@@ -460,6 +487,19 @@ impl EngineBuilder {
     /// Keeps no checkpoint journal: a re-run starts over and may upload files again.
     pub fn no_checkpoint(mut self) -> Self {
         self.options.checkpoint = Checkpoint::Off;
+        self
+    }
+
+    /// Tags each asset with its entry id (and `batch`, if given) in `filespin_search_txt`.
+    pub fn tag(mut self, batch: Option<&str>) -> Self {
+        self.config.tag = true;
+        self.config.batch = batch.map(str::to_owned);
+        self
+    }
+
+    /// Reads each asset back after its registration until FileSpin has processed it, and checks it.
+    pub fn verify(mut self, verify: bool) -> Self {
+        self.config.verify = verify;
         self
     }
 

@@ -52,6 +52,7 @@
 mod backoff;
 mod checkpoint;
 mod clock;
+mod data;
 mod drive;
 mod engine;
 mod error;

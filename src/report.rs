@@ -6,12 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use spinlift_core::{Failure, State};
+use spinlift_core::{Failure, FailureKind, State, Step};
 use spinlift_manifest::Manifest;
 use spinlift_manifest::journal::Replayed;
 
 /// An entry's outcome, in the report's JSON Lines schema:
-/// `{"id", "path", "status": "registered"|"failed"|"pending", "asset_id", "size", "checksum", "error"}`.
+/// `{"id", "path", "status": "registered"|"failed"|"pending", "asset_id", "size", "checksum", "error",
+/// "metadata_set", "filespin_status"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryReport {
     /// The entry's id.
@@ -28,16 +29,42 @@ pub struct EntryReport {
     pub checksum: Option<String>,
     /// Why the entry failed (or what stopped it), without secrets.
     pub error: Option<String>,
+    /// Whether the entry's data (its metadata, the batch tag) was set on the asset.
+    #[serde(default)]
+    pub metadata_set: bool,
+    /// The asset's status as FileSpin reported it when it was verified: `OK` (processed, same size and
+    /// checksum), `ERROR`, `NOT_READY` (still being saved when verification gave up); `None` when not
+    /// verified.
+    #[serde(default)]
+    pub filespin_status: Option<String>,
 }
 
 impl EntryReport {
     /// The report line for an entry in `state`; `note` explains a pending entry (a stopped batch).
     pub fn from_state(id: &str, path: &str, state: &State, note: Option<&Failure>) -> Self {
-        let (size, checksum) = match state {
-            State::Uploaded { size, md5, .. } | State::Registered { size, md5, .. } => {
-                (Some(*size), Some(md5.clone()))
+        let (size, checksum) = match (state, state.registered()) {
+            (_, Some((_, size, md5))) => (Some(size), Some(md5.to_owned())),
+            (State::Uploaded { size, md5, .. }, _) => (Some(*size), Some(md5.clone())),
+            (State::Failed { uploaded: Some(u), failure, .. }, _)
+                if matches!(failure.step, Step::SetData | Step::Verify) =>
+            {
+                (Some(u.size), Some(u.md5.clone()))
             }
             _ => (None, None),
+        };
+        let filespin_status = match state {
+            State::Verified { .. } => Some("OK".to_owned()),
+            State::Failed { failure, .. } if failure.step == Step::Verify => match &failure.kind {
+                FailureKind::Processing if failure.message.contains("NOT_READY") => {
+                    Some("NOT_READY".to_owned())
+                }
+                FailureKind::Processing if failure.message.contains("status ERROR") => {
+                    Some("ERROR".to_owned())
+                }
+                FailureKind::Mismatch => Some("OK".to_owned()),
+                _ => None,
+            },
+            _ => None,
         };
         let error = match state {
             State::Failed { failure, .. } => Some(failure.to_string()),
@@ -51,6 +78,8 @@ impl EntryReport {
             size,
             checksum,
             error,
+            metadata_set: state.data_set(),
+            filespin_status,
         }
     }
 
@@ -97,19 +126,24 @@ pub(crate) struct Counts {
     failed: usize,
     pending: usize,
     registered_bytes: u64,
+    metadata_set: usize,
+    verified: usize,
 }
 
 impl Counts {
-    /// Counts an entry that ended in `status` ([`State::report_status`]) with `size` bytes uploaded.
-    pub(crate) fn add(&mut self, status: &str, size: Option<u64>) {
-        match status {
+    /// Counts an entry that ended as `line` says.
+    pub(crate) fn add(&mut self, line: &EntryReport) {
+        match line.status.as_str() {
             "registered" => {
                 self.registered += 1;
-                self.registered_bytes += size.unwrap_or(0);
+                self.registered_bytes += line.size.unwrap_or(0);
             }
             "failed" => self.failed += 1,
             _ => self.pending += 1,
         }
+        self.metadata_set += usize::from(line.metadata_set);
+        self.verified +=
+            usize::from(line.status == "registered" && line.filespin_status.as_deref() == Some("OK"));
     }
 }
 
@@ -149,6 +183,16 @@ impl RunReport {
     /// Entries not finished (a stopped or cancelled run).
     pub fn pending(&self) -> usize {
         self.counts.pending
+    }
+
+    /// Registered entries whose data (metadata, the batch tag) was set on the asset.
+    pub fn metadata_set(&self) -> usize {
+        self.counts.metadata_set
+    }
+
+    /// Registered entries FileSpin has processed and holds with the same size and checksum.
+    pub fn verified(&self) -> usize {
+        self.counts.verified
     }
 
     /// Bytes of the registered entries.

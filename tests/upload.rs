@@ -84,7 +84,7 @@ fn a_missing_file_fails_alone_and_the_rest_of_the_batch_goes_on() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = stderr_of(&output);
     assert!(stderr.contains(&set.files[1].path), "the failure names the file: {stderr}");
-    assert!(stderr.contains("2 registered, 2 failed"), "{stderr}");
+    assert!(stderr.contains("2 registered (2 with their data set), 2 failed"), "{stderr}");
     let lines = read_report(&report);
     let statuses: Vec<_> = lines.iter().map(|l| l["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["registered", "failed", "registered", "failed"]);
@@ -138,7 +138,8 @@ fn the_mapping_from_path_to_asset_id_can_be_rebuilt_from_the_checkpoint() {
     let again = filespin.spinlift().args(["run", "-q"]).arg(&set.manifest).output().unwrap();
     assert_eq!(again.status.code(), Some(0));
     assert!(
-        stderr_of(&again).contains("12 registered, 0 failed, 0 not finished; nothing left to do"),
+        stderr_of(&again)
+            .contains("12 registered (12 with their data set), 0 failed, 0 not finished; nothing left to do"),
         "{}",
         stderr_of(&again)
     );
@@ -160,7 +161,7 @@ fn the_mapping_from_path_to_asset_id_can_be_rebuilt_from_the_checkpoint() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     let text = std::fs::read_to_string(&csv_path).unwrap();
     let mut rows = text.lines();
-    assert_eq!(rows.next(), Some("id,path,status,asset_id,size,checksum,error"));
+    assert_eq!(rows.next(), Some("id,path,status,asset_id,size,checksum,error,metadata_set,filespin_status"));
     let registrations = filespin.registrations_by_id();
     let rows: Vec<Vec<&str>> = rows.map(|r| r.split(',').collect()).collect();
     assert_eq!(rows.len(), set.files.len());

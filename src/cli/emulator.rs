@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use spinlift_emulator::{Emulator, EmulatorConfig, FaultConfig};
+use spinlift_emulator::{AssetErrorRule, Emulator, EmulatorConfig, FaultConfig};
 
 use super::{EXIT_OK, EXIT_STOPPED};
 
@@ -34,6 +34,20 @@ pub(crate) struct EmulatorArgs {
     /// Lifetime of the upload forms, in seconds (FileSpin: 86400).
     #[arg(long, default_value_t = 86_400, allow_negative_numbers = true)]
     form_expiry_secs: i64,
+    /// How long a registered asset stays NOT_READY (being saved) before its status is final, in ms.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    not_ready_ms: u64,
+    /// Assets whose file name matches GLOB end in status ERROR with REASON (repeatable), e.g.
+    /// "*.corrupt=not an image or a video".
+    #[arg(long, value_name = "GLOB=REASON", value_parser = parse_asset_error)]
+    asset_error: Vec<AssetErrorRule>,
+}
+
+fn parse_asset_error(text: &str) -> Result<AssetErrorRule, String> {
+    match text.split_once('=') {
+        Some((glob, reason)) if !glob.is_empty() => Ok(AssetErrorRule::new(glob, reason)),
+        _ => Err(format!("{text:?}: write GLOB=REASON, e.g. \"*.corrupt=not an image\"")),
+    }
 }
 
 pub(crate) async fn emulator(args: EmulatorArgs) -> u8 {
@@ -44,6 +58,8 @@ pub(crate) async fn emulator(args: EmulatorArgs) -> u8 {
         storage_dir: args.storage_dir,
         form_expiry_secs: args.form_expiry_secs,
         faults: args.faults.unwrap_or_default(),
+        not_ready_for: std::time::Duration::from_millis(args.not_ready_ms),
+        asset_errors: args.asset_error,
         ..EmulatorConfig::default()
     };
     let emulator = match Emulator::start(config).await {

@@ -84,6 +84,9 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Upload every entry of a manifest into FileSpin.
     Run(run::RunArgs),
+    /// Verify a finished batch: read each registered asset back until FileSpin has processed it, and
+    /// check its size and checksum (and set its data if that was not done). Uploads nothing.
+    Verify(run::RunArgs),
     /// Where a batch stands, from its checkpoint alone (no network).
     Status(status::StatusArgs),
     /// The path -> asset id mapping of a batch, from its checkpoint (JSON Lines or CSV; no network).
@@ -123,6 +126,11 @@ pub(crate) fn main() -> ExitCode {
         match cli.command {
             Command::Scan(args) => scan::scan(args),
             Command::Run(args) => run::run(args).await,
+            Command::Verify(mut args) => {
+                args.verify = true;
+                args.registered_only = true;
+                run::run(args).await
+            }
             Command::Status(args) => status::status(args),
             Command::Report(args) => report::report(args),
             Command::Demo(args) => demo::demo(args).await,

@@ -85,6 +85,19 @@ pub(crate) struct RunArgs {
     /// Seconds between progress lines when stderr is not a terminal (a log file, a CI job).
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     progress_interval: f64,
+    /// After registration, read each asset back until FileSpin has processed it, and check its size and
+    /// checksum: an ERROR or a mismatch fails the entry.
+    #[arg(long)]
+    pub(crate) verify: bool,
+    /// Do not tag assets: by default each asset's entry id and the batch name go into
+    /// `filespin_search_txt`, which FileSpin's search indexes (one more API call per file).
+    #[arg(long)]
+    no_tag: bool,
+    /// The batch name in the tag [default: the manifest's file name without its extension].
+    #[arg(long, value_name = "NAME", conflicts_with = "no_tag")]
+    batch: Option<String>,
+    #[arg(skip)]
+    pub(crate) registered_only: bool,
     #[command(flatten)]
     shard: RunShardArgs,
 }
@@ -175,6 +188,12 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     // A flag that can only say yes: given, it wins; absent, the file decides.
     config.allow_http = args.allow_http || file.allow_http.unwrap_or(false);
     config.service_data = service_data;
+    config.verify = args.verify;
+    config.tag = !args.no_tag;
+    config.batch = args
+        .batch
+        .clone()
+        .or_else(|| args.manifest.file_stem().map(|stem| stem.to_string_lossy().into_owned()));
     let engine = match Engine::new(config) {
         Ok(e) => e,
         Err(e) => {
@@ -195,6 +214,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     cancel_on_signal(cancel.clone());
     let mut options = RunOptions::default();
     options.retry_failed = args.retry_failed;
+    options.registered_only = args.registered_only;
     options.checkpoint = match (args.checkpoint, args.no_checkpoint) {
         (_, true) => Checkpoint::Off,
         (Some(path), false) => Checkpoint::At(path),
@@ -301,8 +321,13 @@ pub(crate) fn finish(report: &RunReport, progress: &Progress) -> u8 {
             sent as f64 / 1e6 / secs,
         )
     };
+    let checked = match (report.metadata_set(), report.verified()) {
+        (0, 0) => String::new(),
+        (set, 0) => format!(" ({set} with their data set)"),
+        (set, verified) => format!(" ({set} with their data set, {verified} verified by FileSpin)"),
+    };
     eprintln!(
-        "{} registered, {} failed, {} not finished; {this_run}",
+        "{} registered{checked}, {} failed, {} not finished; {this_run}",
         report.registered(),
         report.failed(),
         report.pending(),

@@ -28,6 +28,10 @@ struct Counts {
     pending: u64,
     failed: u64,
     bytes_done: u64,
+    /// Of the registered: data set, verified; and the failed: failed at FileSpin's processing or check.
+    data_set: u64,
+    verified: u64,
+    processing_failed: u64,
 }
 
 pub(crate) fn status(args: StatusArgs) -> u8 {
@@ -54,14 +58,17 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
     for entry in manifest.entries.iter() {
         bytes_total += std::fs::metadata(manifest.root.join(entry.path())).map(|m| m.len()).unwrap_or(0);
         match checkpoints.get(entry.id()).map(|r| r.state) {
-            Some(State::Registered { size, .. }) => {
+            Some(state @ (State::Registered { .. } | State::DataSet { .. } | State::Verified { .. })) => {
                 c.registered += 1;
-                c.bytes_done += size;
+                c.bytes_done += state.registered().map_or(0, |(_, size, _)| size);
+                c.data_set += u64::from(state.data_set());
+                c.verified += u64::from(matches!(state, State::Verified { .. }));
             }
             Some(State::Uploaded { .. }) => c.uploaded += 1,
             Some(State::FormIssued { .. } | State::Uploading { .. }) => c.in_progress += 1,
             Some(State::Failed { failure, .. }) => {
                 c.failed += 1;
+                c.processing_failed += u64::from(failure.step == spinlift_core::Step::Verify);
                 failures.push(format!("{}: {failure}", entry.path()));
             }
             _ => c.pending += 1,
@@ -76,6 +83,13 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
         "{total} entries: {} registered, {} uploaded (to register), {} in progress, {} pending, {} failed",
         c.registered, c.uploaded, c.in_progress, c.pending, c.failed
     );
+    if c.data_set + c.verified + c.processing_failed > 0 {
+        println!(
+            "of the registered: {} with their data set, {} verified; of the failed: {} at FileSpin's \
+             processing or check (status ERROR, a mismatch, still NOT_READY)",
+            c.data_set, c.verified, c.processing_failed
+        );
+    }
     println!(
         "{:.1} of {:.1} MiB registered",
         c.bytes_done as f64 / 1048576.0,

@@ -500,9 +500,10 @@ impl Asset {
             State::Registered { asset_id, .. } | State::DataSet { asset_id, .. } if self.goal.verify => {
                 Action::Verify { asset_id: asset_id.clone() }
             }
-            State::Registered { .. } | State::DataSet { .. } | State::Verified { .. } | State::Failed { .. } => {
-                Action::Done
-            }
+            State::Registered { .. }
+            | State::DataSet { .. }
+            | State::Verified { .. }
+            | State::Failed { .. } => Action::Done,
         }
     }
 
@@ -559,8 +560,11 @@ impl Asset {
                 self.attempts = 0;
                 self.not_ready = 0;
             }
-            (State::Registered { .. } | State::DataSet { .. }, Event::Checked { status, size, checksum, reason })
-                if self.goal.verify && !(self.goal.set_data && matches!(self.state, State::Registered { .. })) =>
+            (
+                State::Registered { .. } | State::DataSet { .. },
+                Event::Checked { status, size, checksum, reason },
+            ) if self.goal.verify
+                && !(self.goal.set_data && matches!(self.state, State::Registered { .. })) =>
             {
                 self.checked(&status, size, checksum.as_deref(), reason);
             }
@@ -636,7 +640,8 @@ impl Asset {
             self.give_up(Failure { message, ..failure });
             return;
         }
-        self.backoff = Some(PendingBackoff { attempt: self.not_ready, retry_after_ms: failure.retry_after_ms });
+        self.backoff =
+            Some(PendingBackoff { attempt: self.not_ready, retry_after_ms: failure.retry_after_ms });
     }
 
     fn fail(&mut self, failure: Failure) {

@@ -1,7 +1,13 @@
-//! The FileSpin API: `content_storage_url`, `register_asset`, and the emulator's own `/_emulator/*` views.
+//! The FileSpin API: `content_storage_url`, `register_asset`, Get Data, Update Data, and the emulator's own
+//! `/_emulator/*` views.
 //!
-//! Documented behaviour is cited from "Get Storage Upload URL" (developers.filespin.io), called "the docs"
-//! below. Where the docs are silent we say so and document our choice.
+//! Documented behaviour of the upload is cited from "Get Storage Upload URL" (developers.filespin.io),
+//! called "the docs" below; that of the data endpoints from the pages named at each (all on
+//! developers.filespin.io): "Asset Data Format" (`/reference/asset-api`, `/api/asset-data-format`),
+//! "Assets - Data" (`/api-reference/assets/assets-data`), "Update Data" (`/reference/asset-update-data`,
+//! `/api-reference/assets/update-data-post`), "Update with Higher Throughput"
+//! (`/api-reference/assets/update-higher-throughput`) and "Response Codes" (`/reference/api-response-codes`).
+//! Where the docs are silent we say so and document our choice.
 //!
 //! Error bodies: the docs name the error codes (`MISSING_MANDATORY_PARAMETERS`, `ASSET_ID_EXISTS`,
 //! `INVALID_REQUEST`) and statuses but not the body's shape; we answer
@@ -10,12 +16,13 @@
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, Request, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -23,19 +30,31 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
 use crate::faults::{Endpoint, Fault, Refusal};
 use crate::keys;
 use crate::policy::{self, FormFields, FormRequest};
 use crate::server::Connection;
-use crate::state::{Counter, IssuedForm, Registration, Shared};
+use crate::state::{
+    AssetStatus, AssetView, Counter, DataUpdate, IssuedForm, Registration, Shared, UpdateMode, Visible,
+};
 
 /// The header carrying the API key (docs: `-H "X-FileSpin-Api-Key: YOUR_API_KEY"`).
 pub(crate) const API_KEY_HEADER: &str = "x-filespin-api-key";
 
-/// The API's routes, with faults injected into the two FileSpin endpoints, and every 4xx/5xx answer that
+/// "Maximum payload size is limited to 2000 characters" ("Update Data", API Limits). The docs do not say
+/// what is counted; we count the characters (Unicode scalar values) of the `data` object written as
+/// compact JSON (`serde_json::to_string`: no whitespace), not the whole body: that is the part FileSpin
+/// stores, and it does not depend on how the client spaces its JSON.
+pub(crate) const MAX_DATA_CHARS: usize = 2000;
+
+/// "custom data fields sent for update do not begin with `_filespin`. This is a reserved field prefix
+/// … Data fields that begin with `_filespin` are not user updateable" ("Update Data").
+const RESERVED_PREFIX: &str = "_filespin";
+
+/// The API's routes, with faults injected into the four FileSpin endpoints, and every 4xx/5xx answer that
 /// is not an injected one counted in `stats.rejected`.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let faults = |endpoint| middleware::from_fn_with_state((Arc::clone(&shared), endpoint), inject_faults);
@@ -47,6 +66,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/api/v1/assets/new/register_asset",
             post(register_asset).route_layer(faults(Endpoint::RegisterAsset)),
+        )
+        .route("/api/v1/assets/{asset_id}/data", get(asset_data).route_layer(faults(Endpoint::AssetData)))
+        .route(
+            "/api/v1/assets/{asset_id}/data/update",
+            post(update_data).route_layer(faults(Endpoint::UpdateData)),
         )
         .route("/_emulator/stats", get(stats))
         .route("/_emulator/s3_outage", post(s3_outage))
@@ -186,12 +210,22 @@ fn refusal_response(refusal: Refusal) -> Response {
     }
 }
 
-/// Checks the API key, then the account's state.
+/// Checks the API key, then the account's state, for the two upload endpoints.
 ///
 /// Docs: 401 "Unauthorized — invalid or missing authentication"; 403 for "Upload limit exceeded (FREE
 /// plan)" and "User account is disabled". The docs do not say whether a disabled account or a spent upload
 /// limit also refuses `register_asset`; we refuse both endpoints.
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    authorize_account(shared, headers)?;
+    if shared.upload_limit_exceeded {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", "Upload limit exceeded"));
+    }
+    Ok(())
+}
+
+/// Checks the API key, then that the account is enabled: for every endpoint. A spent upload limit does
+/// not stop an account from reading and updating its assets' data (docs silent; the limit is on uploads).
+fn authorize_account(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     let unauthorized = |message| ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
     match headers.get(API_KEY_HEADER) {
         None => return Err(unauthorized("missing X-FileSpin-Api-Key header")),
@@ -200,12 +234,8 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
         }
         Some(_) => {}
     }
-    let forbidden = |message| Err(ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", message));
     if shared.account_disabled {
-        return forbidden("User account is disabled");
-    }
-    if shared.upload_limit_exceeded {
-        return forbidden("Upload limit exceeded");
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", "User account is disabled"));
     }
     Ok(())
 }
@@ -402,7 +432,7 @@ async fn register_asset(
         service_data: req.service_data,
     };
     // A concurrent registration of the same asset may have won while we were hashing.
-    shared.ledger.record_registration(registration).map_err(|_| exists())?;
+    shared.ledger.record_registration(registration, Instant::now()).map_err(|_| exists())?;
     shared.counters.bump(Counter::Registered);
     Ok(Json(serde_json::json!({ "asset_id": req.asset_id, "status": "registered" })))
 }
@@ -459,6 +489,208 @@ fn inspect_object(path: &Path, size: u64) -> io::Result<StoredObject> {
         hasher.update(&buf[..n]);
     }
     Ok(StoredObject::SameSize { md5: hex::encode(hasher.finalize()) })
+}
+
+/// The asset id from the path.
+fn path_asset_id(path: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|UrlPath(asset_id)| asset_id).map_err(|e| ApiError::invalid(format!("unreadable asset id: {e}")))
+}
+
+/// An asset id that no registration has (docs silent on both endpoints' answer; "Response Codes": "404
+/// Not Found -- Requested resource is not found"). An asset whose form was issued but that was never
+/// registered is unknown too: its file is not FileSpin's yet.
+fn unknown_asset(asset_id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "ASSET_NOT_FOUND", format!("no asset {asset_id}"))
+}
+
+/// `GET /api/v1/assets/{asset_id}/data` ("Get Data"): the asset in the Asset Data Format.
+async fn asset_data(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    path: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_account(&shared, &headers)?;
+    let asset_id = path_asset_id(path)?;
+    let now = Instant::now();
+    let asset = shared.ledger.asset(&asset_id, now).ok_or_else(|| unknown_asset(&asset_id))?;
+    Ok(Json(asset_json(&shared, &asset, now)))
+}
+
+/// An asset in the Asset Data Format ("Asset Data Format": "FileSpin returns Asset data in a standard
+/// JSON format as below for all Asset API calls"), with the fields the emulator knows: `size` and
+/// `checksum` as registered, `name` the file name given to `content_storage_url`, `metadata`,
+/// `conversions` and `addons_info` empty (the emulator processes nothing), `data` the custom data.
+///
+/// Where FileSpin says why an asset is in `ERROR` the docs do not show; we put the reason in a
+/// top-level `message`, as FileSpin's "Ingest from URI" answer does beside its own `"status": "ERROR"`.
+fn asset_json(shared: &Shared, asset: &AssetView, now: Instant) -> Value {
+    let (status, reason) = shared.asset_status(asset, now);
+    let registration = &asset.registration;
+    let mut json = serde_json::json!({
+        "id": registration.asset_id,
+        "status": status.as_str(),
+        "name": registration.filename,
+        "size": registration.size,
+        "checksum": registration.checksum,
+        "provider": "local",
+        "storage_type": "AMAZON_S3",
+        "bucket": shared.bucket,
+        "key": format!("/{}", registration.key),
+        "public": false,
+        "content_type": content_type(&registration.filename),
+        "upload_time": registration.upload_time,
+        "metadata": {},
+        "data": asset.data,
+        "conversions": {},
+        "addons_info": {},
+    });
+    if let Some(object) = json.as_object_mut() {
+        if let Some(id) = asset.data_schema_id {
+            object.insert("data_schema_id".into(), Value::from(id));
+        }
+        if let Some(reason) = reason {
+            object.insert("message".into(), Value::from(reason));
+        }
+    }
+    json
+}
+
+/// A MIME type from the file name's extension, for the few kinds a test meets; else
+/// `application/octet-stream`.
+fn content_type(filename: &str) -> &'static str {
+    let extension = filename.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
+    match extension.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdateQuery {
+    #[serde(rename = "async")]
+    asynchronous: Option<String>,
+}
+
+/// An Update Data body, checked field by field.
+///
+/// Docs ("Update Data"): "The request body should be a JSON with data and mode keys"; `data` is "JSON data
+/// to be saved with the file" (every example is an object, and APPEND merges its keys, so we require an
+/// object); `mode` is `APPEND` or `REPLACE`; `data_schema_id` is optional. Missing `data` or `mode` is
+/// 400 `MISSING_MANDATORY_PARAMETERS`, a wrong type or value 400 `INVALID_REQUEST` (the codes of the
+/// upload pages; docs silent here). `mode` must be spelt as documented, in capitals. Other fields are
+/// ignored.
+fn parse_update(body: &[u8]) -> Result<DataUpdate, ApiError> {
+    let body: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the body is not JSON: {e}")))?;
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::invalid("the body must be a JSON object with data and mode"));
+    };
+    let missing: Vec<&str> =
+        ["data", "mode"].into_iter().filter(|k| body.get(*k).is_none_or(Value::is_null)).collect();
+    if !missing.is_empty() {
+        return Err(ApiError::bad_request(
+            "MISSING_MANDATORY_PARAMETERS",
+            format!("missing mandatory parameters: {}", missing.join(", ")),
+        ));
+    }
+    let mode = match body.get("mode").and_then(Value::as_str) {
+        Some("APPEND") => UpdateMode::Append,
+        Some("REPLACE") => UpdateMode::Replace,
+        _ => {
+            let given = body.get("mode").map(Value::to_string).unwrap_or_default();
+            return Err(ApiError::invalid(format!("mode must be APPEND or REPLACE, not {given}")));
+        }
+    };
+    let data_schema_id = match body.get("data_schema_id") {
+        None | Some(Value::Null) => None,
+        Some(id) => Some(
+            id.as_u64().ok_or_else(|| ApiError::invalid("data_schema_id must be a non-negative integer"))?,
+        ),
+    };
+    let data: Map<String, Value> = match body.remove("data") {
+        Some(Value::Object(data)) => data,
+        _ => return Err(ApiError::invalid("data must be a JSON object")),
+    };
+    let chars = serde_json::to_string(&data).map(|text| text.chars().count()).unwrap_or(usize::MAX);
+    if chars > MAX_DATA_CHARS {
+        return Err(ApiError::invalid(format!(
+            "the data is {chars} characters of JSON; the most FileSpin takes is {MAX_DATA_CHARS}"
+        )));
+    }
+    let reserved: Vec<&str> =
+        data.keys().filter(|key| key.starts_with(RESERVED_PREFIX)).map(String::as_str).collect();
+    if !reserved.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "fields beginning with {RESERVED_PREFIX} are reserved by FileSpin and not user updateable: {}",
+            reserved.join(", ")
+        )));
+    }
+    Ok(DataUpdate { data, mode, data_schema_id })
+}
+
+/// `POST /api/v1/assets/{asset_id}/data/update[?async=1]` ("Update Data", "Update with Higher
+/// Throughput").
+///
+/// - 200 with the asset in the Asset Data Format, the update applied (the docs give the status, not the
+///   body; "Asset Data Format" says every Asset API call answers in that format);
+/// - 202, the same body, with `?async=1`: applied after [`EmulatorConfig::async_update_delay`]
+///   (default: at once) — "Get Data and Search may take seconds to minutes to reflect metadata changes".
+///   `async` takes `1` or `true` (and `0`, `false` or nothing for the synchronous update); another value
+///   is 400 `INVALID_REQUEST` (docs silent). FileSpin also answers 202 "if Asset Metadata is being updated
+///   by another process at the same time"; the emulator applies each update at once, atomically, so it
+///   never meets one in progress and gives that 202 only for `?async=1`;
+/// - 400 `NOT_READY` while the asset is `NOT_READY` ("this API will return HTTP 400. … retry after a few
+///   seconds"; the docs show no body: ours is the usual `{"error": "NOT_READY", "message": …}`);
+/// - 400 `INVALID_REQUEST` for a `data` over [`MAX_DATA_CHARS`] or with a `_filespin…` field, and the
+///   body errors of [`parse_update`];
+/// - 404 `ASSET_NOT_FOUND` for an asset that is not registered (docs silent).
+///
+/// An asset in `ERROR` takes updates (docs silent: only an `ARCHIVED` asset is documented as read-only,
+/// and the emulator archives nothing). The checks run in this order: key and account, asset, body,
+/// status — so a body that can never succeed is refused as such even while the asset is `NOT_READY`.
+///
+/// [`EmulatorConfig::async_update_delay`]: crate::EmulatorConfig::async_update_delay
+async fn update_data(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    path: Result<UrlPath<String>, PathRejection>,
+    query: Result<Query<UpdateQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize_account(&shared, &headers)?;
+    let asset_id = path_asset_id(path)?;
+    let Query(query) = query.map_err(|e| ApiError::invalid(format!("unreadable query string: {e}")))?;
+    let asynchronous = match query.asynchronous.as_deref() {
+        None | Some("" | "0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(other) => return Err(ApiError::invalid(format!("async must be 1 or 0, not {other:?}"))),
+    };
+    let now = Instant::now();
+    let asset = shared.ledger.asset(&asset_id, now).ok_or_else(|| unknown_asset(&asset_id))?;
+    let update = parse_update(&body)?;
+    if shared.asset_status(&asset, now).0 == AssetStatus::NotReady {
+        return Err(ApiError::bad_request(
+            "NOT_READY",
+            format!(
+                "asset {asset_id} is NOT_READY: its file is still being saved to storage; retry after a \
+                 few seconds"
+            ),
+        ));
+    }
+    let visible =
+        if asynchronous { Visible::At(now.checked_add(shared.async_update_delay)) } else { Visible::Now };
+    shared.ledger.update_data(&asset_id, update, visible, now).map_err(|_| unknown_asset(&asset_id))?;
+    let asset = shared.ledger.asset(&asset_id, now).ok_or_else(|| unknown_asset(&asset_id))?;
+    let status = if asynchronous { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, Json(asset_json(&shared, &asset, now))).into_response())
 }
 
 /// `GET /_emulator/stats` (no auth): the [`Stats`](crate::Stats) as JSON.

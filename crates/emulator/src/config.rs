@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::faults::FaultConfig;
 
@@ -41,6 +42,72 @@ pub struct EmulatorConfig {
     pub account_disabled: bool,
     /// Injected faults. Default: none.
     pub faults: FaultConfig,
+    /// How long a registered asset stays `NOT_READY` ("file is being saved", "Asset Data Format",
+    /// developers.filespin.io) before its status turns `OK` (or `ERROR`, see
+    /// [`asset_errors`](Self::asset_errors)). Meanwhile Get Data reports `NOT_READY` and Update Data
+    /// answers `400 NOT_READY`. Default zero: an asset is `OK` as soon as it is registered, so that a
+    /// client's tests and the demo do not wait; set it to exercise a client's polling.
+    pub not_ready_for: Duration,
+    /// Assets whose status ends `ERROR` instead of `OK`: the first rule whose pattern matches the file
+    /// name given to `content_storage_url` decides, and its reason is reported. Default: none.
+    pub asset_errors: Vec<AssetErrorRule>,
+    /// How long an update sent with `?async=1` ("Update with Higher Throughput") takes to show in Get
+    /// Data. Default zero: it is applied before the `202` is sent. Updates are applied in the order
+    /// received; a synchronous update applies every earlier asynchronous one first.
+    pub async_update_delay: Duration,
+}
+
+/// Which assets end in `ERROR`, and why: see [`EmulatorConfig::asset_errors`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetErrorRule {
+    /// A glob over the whole file name (`*` any run of characters, `?` one character, case-sensitive),
+    /// e.g. `*.corrupt` or `broken-*`.
+    pub pattern: String,
+    /// What FileSpin says went wrong, reported in Get Data's `message` field.
+    pub reason: String,
+}
+
+impl AssetErrorRule {
+    /// Assets named like `pattern` end in `ERROR` with `reason`.
+    pub fn new(pattern: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { pattern: pattern.into(), reason: reason.into() }
+    }
+
+    /// Whether the rule applies to the file `name`.
+    pub fn matches(&self, name: &str) -> bool {
+        glob_match(&self.pattern, name)
+    }
+}
+
+/// `*` matches any run of characters (also none), `?` exactly one; everything else itself.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    let (mut p, mut n) = (0, 0);
+    // Where the last `*` was, and the name position it was tried at: on a mismatch, let it take one
+    // more character (the classic linear-time wildcard match).
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == '?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((star_p, star_n)) => {
+                    p = star_p + 1;
+                    n = star_n + 1;
+                    star = Some((star_p, star_n + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
 }
 
 impl EmulatorConfig {
@@ -78,6 +145,9 @@ impl Default for EmulatorConfig {
             upload_limit_exceeded: false,
             account_disabled: false,
             faults: FaultConfig::default(),
+            not_ready_for: Duration::ZERO,
+            asset_errors: Vec::new(),
+            async_update_delay: Duration::ZERO,
         }
     }
 }
@@ -98,6 +168,9 @@ impl fmt::Debug for EmulatorConfig {
             .field("upload_limit_exceeded", &self.upload_limit_exceeded)
             .field("account_disabled", &self.account_disabled)
             .field("faults", &self.faults)
+            .field("not_ready_for", &self.not_ready_for)
+            .field("asset_errors", &self.asset_errors)
+            .field("async_update_delay", &self.async_update_delay)
             .finish()
     }
 }
@@ -116,5 +189,30 @@ mod tests {
         let shown = format!("{config:?} {config:#?}");
         assert!(!shown.contains("must-not-leak"), "{shown}");
         assert!(shown.contains("spinlift-emulator"), "{shown}");
+    }
+
+    #[test]
+    fn error_rules_match_the_whole_file_name() {
+        let rule = AssetErrorRule::new("*.corrupt", "not an image");
+        assert!(rule.matches("photo.corrupt"));
+        assert!(rule.matches(".corrupt"));
+        assert!(!rule.matches("photo.corrupt.jpg"));
+        assert!(!rule.matches("photo.CORRUPT"));
+        for (pattern, name, matches) in [
+            ("broken-*", "broken-1.jpg", true),
+            ("broken-*", "a-broken-1.jpg", false),
+            ("*broken*", "a-broken-1.jpg", true),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("a*b*c", "a-x-b-y-b-c", true),
+            ("a*b*c", "a-x-b-y-c-d", false),
+            ("*", "", true),
+            ("", "", true),
+            ("", "x", false),
+            ("é*", "éclair", true),
+            ("exact.bin", "exact.bin", true),
+        ] {
+            assert_eq!(glob_match(pattern, name), matches, "{pattern:?} vs {name:?}");
+        }
     }
 }

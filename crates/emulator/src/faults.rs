@@ -7,7 +7,8 @@
 //!
 //! # The order of the checks
 //!
-//! Every request to `content_storage_url`, `register_asset` or the S3 POST endpoint is first recorded
+//! Every request to one of the four API endpoints (`content_storage_url`, `register_asset`, Get Data,
+//! Update Data) or to the S3 POST endpoint is first recorded
 //! ([`Stats::api_requests`](crate::Stats::api_requests) / [`Stats::s3_requests`](crate::Stats::s3_requests)
 //! and the request log), then asked, in this order:
 //!
@@ -22,10 +23,11 @@
 //! # Faults never change what landed
 //!
 //! Error answers, `429`s and drops are decided and carried out *before* the real handler runs: a
-//! `register_asset` answered `503` registers nothing, an S3 upload dropped in the middle of its body stores
-//! nothing. The one exception is on purpose: a *lost reply* runs the real handler and then closes the
-//! connection instead of answering, so the work is done (a form issued, an asset registered, an object
-//! stored) but the client never hears of it — and its retry meets `ASSET_ID_EXISTS`, a second asset id, or
+//! `register_asset` answered `503` registers nothing, an Update Data answered `503` changes no data, an S3
+//! upload dropped in the middle of its body stores nothing. The one exception is on purpose: a *lost
+//! reply* runs the real handler and then closes the connection instead of answering, so the work is done
+//! (a form issued, an asset registered, its data updated, an object stored) but the client never hears
+//! of it — and its retry meets `ASSET_ID_EXISTS`, a second asset id, or
 //! an overwritten object.
 //!
 //! Injected answers are counted in [`Stats::faults_injected`](crate::Stats::faults_injected) (rate-limit
@@ -84,13 +86,17 @@ pub struct FaultConfig {
     pub content_storage_url: ApiFaults,
     /// Faults of `POST /api/v1/assets/new/register_asset`.
     pub register_asset: ApiFaults,
+    /// Faults of Get Data, `GET /api/v1/assets/{id}/data`.
+    pub asset_data: ApiFaults,
+    /// Faults of Update Data, `POST /api/v1/assets/{id}/data/update`.
+    pub update_data: ApiFaults,
     /// Faults of the S3 POST endpoint.
     pub s3: S3Faults,
-    /// After this many API requests (both endpoints, counted in arrival order, whatever their answer),
+    /// After this many API requests (all four endpoints, counted in arrival order, whatever their answer),
     /// the API key is refused: request N+1 and every later one is answered `401 UNAUTHORIZED`, as if the
     /// key had been revoked mid-run.
     pub key_invalid_after: Option<u64>,
-    /// The API's rate limit in requests per second, over both API endpoints together; a request over it is
+    /// The API's rate limit in requests per second, over the four API endpoints together; a request over it is
     /// answered `429 RATE_LIMIT_EXCEEDED` with `Retry-After: 1`.
     ///
     /// FileSpin documents such a limit ("Rate limits", developers.filespin.io: 30 requests per second for
@@ -118,8 +124,8 @@ pub struct ApiFaults {
     pub too_many_requests: f64,
     /// Close the connection without answering (the handler does not run).
     pub drop_connection: f64,
-    /// Run the handler — the form is issued, the asset registered — then close the connection instead of
-    /// answering.
+    /// Run the handler — the form is issued, the asset registered, its data updated — then close the
+    /// connection instead of answering.
     pub lost_reply: f64,
     /// Wait this long before every answer (or drop).
     pub latency: Latency,
@@ -253,15 +259,16 @@ impl FaultConfig {
             seed: _,
             content_storage_url,
             register_asset,
+            asset_data,
+            update_data,
             s3,
             key_invalid_after,
             api_rps,
             s3_outage,
         } = self;
-        content_storage_url.outcomes().iter().all(|(p, _)| *p == 0.0)
-            && content_storage_url.latency.is_none()
-            && register_asset.outcomes().iter().all(|(p, _)| *p == 0.0)
-            && register_asset.latency.is_none()
+        [content_storage_url, register_asset, asset_data, update_data]
+            .iter()
+            .all(|api| api.outcomes().iter().all(|(p, _)| *p == 0.0) && api.latency.is_none())
             && s3.outcomes().iter().all(|(p, _)| *p == 0.0)
             && s3.latency.is_none()
             && key_invalid_after.is_none()
@@ -278,11 +285,25 @@ impl FaultConfig {
             self.content_storage_url.latency,
         )?;
         check_endpoint("register_asset", &self.register_asset.outcomes(), self.register_asset.latency)?;
+        check_endpoint("asset_data", &self.asset_data.outcomes(), self.asset_data.latency)?;
+        check_endpoint("update_data", &self.update_data.outcomes(), self.update_data.latency)?;
         check_endpoint("s3", &self.s3.outcomes(), self.s3.latency)?;
         if self.api_rps == Some(0) {
             return Err("api.rps: the rate limit must be at least 1 request per second".into());
         }
         Ok(())
+    }
+
+    /// The faults of one API endpoint.
+    fn api(&self, endpoint: Endpoint) -> &ApiFaults {
+        match endpoint {
+            Endpoint::ContentStorageUrl => &self.content_storage_url,
+            Endpoint::AssetData => &self.asset_data,
+            Endpoint::UpdateData => &self.update_data,
+            Endpoint::RegisterAsset => &self.register_asset,
+            // Never asked: the S3 endpoint has `S3Faults`.
+            Endpoint::S3Post => &self.register_asset,
+        }
     }
 }
 
@@ -344,19 +365,31 @@ pub enum Endpoint {
     RegisterAsset,
     /// The S3 POST endpoint (every request on its port).
     S3Post,
+    /// Get Data: `GET /api/v1/assets/{id}/data`
+    AssetData,
+    /// Update Data: `POST /api/v1/assets/{id}/data/update`
+    UpdateData,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order of [`index`](Self::index).
-    pub(crate) const ALL: [Endpoint; 3] =
-        [Endpoint::ContentStorageUrl, Endpoint::RegisterAsset, Endpoint::S3Post];
+    pub(crate) const ALL: [Endpoint; 5] = [
+        Endpoint::ContentStorageUrl,
+        Endpoint::RegisterAsset,
+        Endpoint::S3Post,
+        Endpoint::AssetData,
+        Endpoint::UpdateData,
+    ];
 
-    /// A dense index, for per-endpoint tables.
+    /// A dense index, for per-endpoint tables. The data endpoints come last so that the first three
+    /// keep the seeded streams they had before the data endpoints existed: a seed replays as it did.
     pub(crate) fn index(self) -> usize {
         match self {
             Endpoint::ContentStorageUrl => 0,
             Endpoint::RegisterAsset => 1,
             Endpoint::S3Post => 2,
+            Endpoint::AssetData => 3,
+            Endpoint::UpdateData => 4,
         }
     }
 
@@ -413,8 +446,8 @@ const API_SERVER_ERRORS: [StatusCode; 3] =
 pub(crate) struct Faults {
     config: FaultConfig,
     /// One seeded stream per endpoint (see [`FaultConfig`]'s "Seeding").
-    rngs: [Mutex<StdRng>; 3],
-    /// Over both API endpoints.
+    rngs: [Mutex<StdRng>; Endpoint::ALL.len()],
+    /// Over the four API endpoints.
     limiter: Option<DefaultDirectRateLimiter>,
     /// API requests seen, for `key_invalid_after`.
     api_requests: AtomicU64,
@@ -458,12 +491,11 @@ impl Faults {
             (rng.random::<f64>(), rng.random::<f64>(), rng.random_range(0..API_SERVER_ERRORS.len()))
         };
         match endpoint {
-            Endpoint::ContentStorageUrl | Endpoint::RegisterAsset => {
-                let faults = if endpoint == Endpoint::ContentStorageUrl {
-                    &self.config.content_storage_url
-                } else {
-                    &self.config.register_asset
-                };
+            Endpoint::ContentStorageUrl
+            | Endpoint::RegisterAsset
+            | Endpoint::AssetData
+            | Endpoint::UpdateData => {
+                let faults = self.config.api(endpoint);
                 let ordinal = self.api_requests.fetch_add(1, Ordering::Relaxed) + 1;
                 let fault = if self.config.key_invalid_after.is_some_and(|n| ordinal > n) {
                     Some(Fault::Refuse(Refusal::KeyRevoked))
@@ -601,6 +633,25 @@ mod tests {
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen, API_SERVER_ERRORS);
+    }
+
+    #[test]
+    fn the_api_scope_covers_the_data_endpoints_and_each_has_its_own() {
+        let all = faults("seed=2,api.5xx=1");
+        for endpoint in [Endpoint::AssetData, Endpoint::UpdateData] {
+            for decision in fates(&all, endpoint, 20) {
+                assert!(
+                    matches!(decision.fault, Some(Fault::Refuse(Refusal::ServerError(_)))),
+                    "{decision:?}"
+                );
+            }
+        }
+        let each = faults("update_data.drop=1,get_data.429=1");
+        assert_eq!(each.pick(Endpoint::UpdateData).fault, Some(Fault::Drop));
+        let throttled = each.pick(Endpoint::AssetData).fault;
+        assert!(matches!(throttled, Some(Fault::Refuse(Refusal::TooManyRequests { .. }))), "{throttled:?}");
+        assert_eq!(each.pick(Endpoint::RegisterAsset).fault, None);
+        assert_eq!(each.pick(Endpoint::ContentStorageUrl).fault, None);
     }
 
     #[test]

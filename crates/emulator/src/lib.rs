@@ -3,7 +3,9 @@
 //! spinlift uploads a file into FileSpin in three steps ("Get Storage Upload URL", developers.filespin.io):
 //! ask `content_storage_url` for a signed S3 POST form, POST the file to S3 with that form, then
 //! `register_asset` with its size and MD5. [`Emulator`] serves all three on two loopback ports, so tests,
-//! the demo and benchmarks run without a network or an account.
+//! the demo and benchmarks run without a network or an account. It also serves the two data endpoints
+//! ("Assets - Data"): Get Data, which reports an asset's status (`NOT_READY` while its file is being
+//! saved, then `OK` or `ERROR`), and Update Data, which sets its custom metadata.
 //!
 //! It shares no code with the spinlift client on purpose — its own wire types, its own SigV4 signing — so
 //! that a misreading of the API in the client is caught by a test instead of mirrored here. The S3 side is
@@ -46,6 +48,8 @@
 //! |---|---|
 //! | `GET /api/v1/assets/new/content_storage_url?filename=…[&protocol=POST]` | 200 the form (the docs' example shape) |
 //! | `POST /api/v1/assets/new/register_asset` (JSON) | 200 `{"asset_id": …, "status": "registered"}` |
+//! | `GET /api/v1/assets/{id}/data` (Get Data) | 200 the asset in the Asset Data Format (below) |
+//! | `POST /api/v1/assets/{id}/data/update[?async=1]` (Update Data, `{"data": {…}, "mode": "APPEND"\|"REPLACE"[, "data_schema_id": n]}`) | 200 the asset, updated; 202 with `?async=1` |
 //! | `GET /_emulator/stats` (no auth) | 200 [`Stats`] |
 //! | `GET /_emulator/registrations` (no auth) | 200 `[`[`Registration`]`, …]` |
 //! | `GET /_emulator/issued` (no auth) | 200 `[`[`IssuedForm`]`, …]` |
@@ -56,14 +60,25 @@
 //! | status | code | when |
 //! |---|---|---|
 //! | 401 | `UNAUTHORIZED` | `X-FileSpin-Api-Key` missing or wrong |
-//! | 403 | `FORBIDDEN` | [`EmulatorConfig::account_disabled`] ("User account is disabled") or [`EmulatorConfig::upload_limit_exceeded`] ("Upload limit exceeded"), on both endpoints |
-//! | 400 | `MISSING_MANDATORY_PARAMETERS` | no or empty `filename`; register without `asset_id`, `size` or `checksum` |
-//! | 400 | `INVALID_REQUEST` | `protocol` other than `POST` (any case); register body not a JSON object, a field of the wrong type, a checksum that is not 32 hex digits |
-//! | 404 | `ASSET_NOT_FOUND` | register an `asset_id` never issued (docs silent) |
+//! | 403 | `FORBIDDEN` | [`EmulatorConfig::account_disabled`] ("User account is disabled"), on every endpoint; [`EmulatorConfig::upload_limit_exceeded`] ("Upload limit exceeded"), on the two upload endpoints |
+//! | 400 | `MISSING_MANDATORY_PARAMETERS` | no or empty `filename`; register without `asset_id`, `size` or `checksum`; update without `data` or `mode` |
+//! | 400 | `INVALID_REQUEST` | `protocol` other than `POST` (any case); register body not a JSON object, a field of the wrong type, a checksum that is not 32 hex digits; update `data` not an object, over 2,000 characters, or with a field beginning with `_filespin`; `mode` not `APPEND`/`REPLACE`; `async` not `1`/`0` |
+//! | 400 | `NOT_READY` | update an asset that is still `NOT_READY` ("retry after a few seconds") |
+//! | 404 | `ASSET_NOT_FOUND` | register an `asset_id` never issued; get or update the data of an asset that is not registered (docs silent) |
 //! | 400 | `ASSET_ID_EXISTS` | register an asset a second time |
 //! | 400 | `OBJECT_NOT_FOUND` | register before anything was uploaded under the asset's key (docs silent) |
 //! | 400 | `SIZE_MISMATCH`, `CHECKSUM_MISMATCH` | the stored object's size or MD5 differ from the request (docs silent) |
 //! | 404, 405 | `NOT_FOUND`, `METHOD_NOT_ALLOWED` | any other path or method |
+//!
+//! Get Data answers (and Update Data answers with) the asset in the Asset Data Format: `id`, `status`,
+//! `name` (the file name given to `content_storage_url`), `size` and `checksum` as registered, `provider`,
+//! `storage_type`, `bucket`, `key`, `public`, `content_type` (from the extension), `upload_time`,
+//! `data_schema_id` once one was sent, `metadata` `{}`, `data` (the custom data), `conversions` `{}`,
+//! `addons_info` `{}`, and for an `ERROR` asset its reason in `message`. Its status follows
+//! [`EmulatorConfig::not_ready_for`] and [`EmulatorConfig::asset_errors`]; an update sent with
+//! `?async=1` shows after [`EmulatorConfig::async_update_delay`]. [`Emulator::asset_data`] and
+//! [`Emulator::asset_status`] read the same from Rust, and [`Stats::data_gets`] / [`Stats::data_updates`]
+//! count the requests.
 //!
 //! On [`Emulator::s3_url`] (path-style, `http://127.0.0.1:<port>/<bucket>/`): multipart POST with every
 //! field of `storage.fields` and the file last, as field `file`. Success is `204 No Content`; refusals are
@@ -80,12 +95,12 @@
 //! ways. [`EmulatorConfig::faults`] ([`FaultConfig`], from a one-line spec with [`FaultConfig::parse`])
 //! injects them, seeded so that a failure replays:
 //!
-//! | fault | API (`api.*`, or one endpoint) | S3 POST (`s3.*`) |
+//! | fault | API (`api.*`: all four endpoints; or one of them) | S3 POST (`s3.*`) |
 //! |---|---|---|
 //! | server error (`5xx`) | 500 `INTERNAL_ERROR` (JSON), 502 or 503 (HTML, as a load balancer) | 500 `InternalError` |
 //! | throttling | `429` `RATE_LIMIT_EXCEEDED` + `Retry-After` | `503` `SlowDown` (`s3.503`); `429` `TooManyRequests` + `Retry-After` |
 //! | `drop` | the connection closes, no answer | the connection closes after half the body, nothing stored |
-//! | `lost_reply` | the form is issued / the asset registered, then the connection closes | the object is stored, then the connection closes |
+//! | `lost_reply` | the form is issued / the asset registered / the data updated, then the connection closes | the object is stored, then the connection closes |
 //! | `latency` | a fixed or random delay before every answer | the same |
 //! | `slow_body` | — | the body is read slowly, then answered normally |
 //! | rate limit ([`FaultConfig::api_rps`]) | `429` + `Retry-After: 1` over N requests/s (a token bucket) | — |
@@ -121,7 +136,7 @@ use hyper_util::service::TowerToHyperService;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
-pub use crate::config::EmulatorConfig;
+pub use crate::config::{AssetErrorRule, EmulatorConfig};
 pub use crate::error::EmulatorError;
 pub use crate::faults::{ApiFaults, Endpoint, FaultConfig, Latency, S3Faults};
 pub use crate::state::{IssuedForm, Registration, Stats};
@@ -180,6 +195,9 @@ impl Emulator {
             max_object_size: config.max_object_size,
             upload_limit_exceeded: config.upload_limit_exceeded,
             account_disabled: config.account_disabled,
+            not_ready_for: config.not_ready_for,
+            asset_errors: config.asset_errors,
+            async_update_delay: config.async_update_delay,
             storage_root,
             faults: Faults::new(config.faults, started),
             counters: Counters::default(),
@@ -251,6 +269,23 @@ impl Emulator {
         self.shared.ledger.issued()
     }
 
+    /// A registered asset's custom data (a JSON object) as Get Data would report it now: every
+    /// synchronous update applied, and every `?async=1` update whose
+    /// [`async_update_delay`](EmulatorConfig::async_update_delay) has passed. `None` for an asset that
+    /// is not registered.
+    pub fn asset_data(&self, asset_id: &str) -> Option<serde_json::Value> {
+        let asset = self.shared.ledger.asset(asset_id, Instant::now())?;
+        Some(serde_json::Value::Object(asset.data))
+    }
+
+    /// A registered asset's status as Get Data would report it now: `"NOT_READY"`, `"OK"` or `"ERROR"`.
+    /// `None` for an asset that is not registered.
+    pub fn asset_status(&self, asset_id: &str) -> Option<&'static str> {
+        let now = Instant::now();
+        let asset = self.shared.ledger.asset(asset_id, now)?;
+        Some(self.shared.asset_status(&asset, now).0.as_str())
+    }
+
     /// Where the bytes of the object stored under `key` are on disk (with or without a leading `/`).
     pub fn object_path(&self, key: &str) -> PathBuf {
         self.shared.object_path(key)
@@ -316,6 +351,9 @@ fn validate(config: &EmulatorConfig) -> Result<(), EmulatorError> {
         return invalid(format!("form_expiry_secs {} is beyond a hundred years", config.form_expiry_secs));
     }
     config.faults.validate().map_err(|e| EmulatorError::InvalidConfig(format!("faults: {e}")))?;
+    if let Some(rule) = config.asset_errors.iter().find(|rule| rule.pattern.is_empty()) {
+        return invalid(format!("asset_errors: the rule for {:?} has an empty pattern", rule.reason));
+    }
     Ok(())
 }
 

@@ -82,7 +82,9 @@ async fn a_missing_or_wrong_api_key_is_unauthorized() {
             api_requests: 3,
             s3_requests: 0,
             faults_injected: 0,
-            rate_limited: 0
+            rate_limited: 0,
+            data_gets: 0,
+            data_updates: 0,
         }
     );
 }
@@ -145,7 +147,9 @@ async fn registration_checks_the_stored_file() {
             api_requests: 4,
             s3_requests: 1,
             faults_injected: 0,
-            rate_limited: 0
+            rate_limited: 0,
+            data_gets: 0,
+            data_updates: 0,
         }
     );
 
@@ -218,7 +222,9 @@ async fn a_spent_upload_limit_is_forbidden() {
             api_requests: 2,
             s3_requests: 0,
             faults_injected: 0,
-            rate_limited: 0
+            rate_limited: 0,
+            data_gets: 0,
+            data_updates: 0,
         }
     );
 }

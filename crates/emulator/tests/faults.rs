@@ -149,6 +149,8 @@ async fn api_faults_come_at_the_configured_rates() {
             s3_requests: 0,
             faults_injected: faults,
             rate_limited: 0,
+            data_gets: 0,
+            data_updates: 0,
         }
     );
     assert_eq!(emulator.issued().len(), ok);

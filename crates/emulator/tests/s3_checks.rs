@@ -117,7 +117,9 @@ async fn the_bucket_cannot_be_read_back() {
             api_requests: 1,
             s3_requests: 2,
             faults_injected: 0,
-            rate_limited: 0
+            rate_limited: 0,
+            data_gets: 0,
+            data_updates: 0,
         }
     );
 }

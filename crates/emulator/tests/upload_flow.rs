@@ -43,7 +43,9 @@ async fn a_random_binary_file_of_several_mib_goes_through_all_three_steps() {
             api_requests: 2,
             s3_requests: 1,
             faults_injected: 0,
-            rate_limited: 0
+            rate_limited: 0,
+            data_gets: 0,
+            data_updates: 0,
         }
     );
     let registrations = emulator.registrations();
@@ -144,7 +146,9 @@ async fn a_separate_process_can_see_what_landed_over_http() {
             api_requests: 2,
             s3_requests: 1,
             faults_injected: 0,
-            rate_limited: 0
+            rate_limited: 0,
+            data_gets: 0,
+            data_updates: 0,
         }
     );
 

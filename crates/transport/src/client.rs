@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::api_error::ApiError;
 use crate::clock;
 use crate::config::{ClientConfig, transport_allowed};
+use crate::data::{AssetData, DataUpdate, UpdateOutcome, says_not_ready};
 use crate::error::TransportError;
 use crate::form::UploadForm;
 use crate::limit::RateLimit;
@@ -32,6 +33,9 @@ use crate::stats::TransportStats;
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// The most of a `content_storage_url` answer that is read; a form is a few KiB.
 const FORM_BODY_LIMIT: usize = 1024 * 1024;
+/// The most of a Get Data answer that is read: custom data is at most 2,000 characters, but conversions
+/// and addon details come with it.
+const ASSET_DATA_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// FileSpin's API key header ("Get Storage Upload URL", developers.filespin.io).
 const API_KEY_HEADER: &str = "X-FileSpin-Api-Key";
 const CONTENT_STORAGE_URL_PATH: &str = "/api/v1/assets/new/content_storage_url";
@@ -55,7 +59,7 @@ struct Inner {
     api_timeout: Duration,
     stall_timeout: Duration,
     uploads: Semaphore,
-    /// FileSpin API requests per second, both calls together.
+    /// FileSpin API requests per second, every API call together.
     api_rate: Option<RateLimit>,
     /// S3 POSTs per second.
     s3_rate: Option<RateLimit>,
@@ -308,6 +312,150 @@ impl FileSpinClient {
         }
     }
 
+    /// Get Data: `GET {api_url}/api/v1/assets/{asset_id}/data` with `X-FileSpin-Api-Key` ("Assets -
+    /// Data", developers.filespin.io). The asset in the Asset Data Format; its `status` is what to check
+    /// after an upload ("Asset status must be OK before accessing or updating. Check status after
+    /// upload"): `NOT_READY` while the file is being saved, then `OK`, `ERROR` or `ARCHIVED`.
+    ///
+    /// Errors are at [`Step::Verify`]. What FileSpin answers for an asset id it does not know the docs do
+    /// not say: a 404 (or any other 4xx) is a [`TransportError::Status`], which fails the asset; a 2xx
+    /// with a status other than the four documented ones is [`AssetStatus::Other`](crate::AssetStatus),
+    /// never an error. An answer without `status`, or that is not JSON, is
+    /// [`TransportError::InvalidResponse`] (retried).
+    ///
+    /// ```
+    /// # use spinlift_emulator::{Emulator, EmulatorConfig};
+    /// # use spinlift_transport::{ClientConfig, FileSpinClient, RegisterRequest, Secret, AssetStatus};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let emulator = Emulator::start(EmulatorConfig::default()).await?;
+    /// let client = FileSpinClient::new(ClientConfig::new(emulator.api_url(), Secret::new(emulator.api_key())))?;
+    /// let form = client.request_form("hello.txt").await?;
+    /// let receipt = client.upload_reader(&form, &b"hello"[..], 5, "hello.txt", &|_| {}).await?;
+    /// client.register(&RegisterRequest::new(&form.asset_id, &receipt, serde_json::Value::Null)).await?;
+    ///
+    /// let asset = client.asset_data(&form.asset_id).await?;
+    /// assert_eq!(asset.status, AssetStatus::Ok);
+    /// assert_eq!((asset.size, asset.checksum.as_deref()), (Some(5), Some(receipt.md5.as_str())));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn asset_data(&self, asset_id: &str) -> Result<AssetData, TransportError> {
+        let step = Step::Verify;
+        let url = self.asset_url(asset_id, &["data"], step)?;
+        let target = format!("FileSpin at {}", url_without_query(url.as_str()));
+        self.before_api_request().await;
+        let response = self
+            .inner
+            .http
+            .get(url)
+            .header(API_KEY_HEADER, self.key_header())
+            .header(ACCEPT, "application/json")
+            .timeout(self.inner.api_timeout)
+            .send()
+            .await
+            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+        if !response.status().is_success() {
+            return Err(self.api_status_error(step, response).await);
+        }
+        let (body, complete) = read_limited(response, ASSET_DATA_BODY_LIMIT)
+            .await
+            .whole()
+            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+        if !complete {
+            return Err(TransportError::InvalidResponse {
+                step,
+                message: format!("the answer is larger than {ASSET_DATA_BODY_LIMIT} bytes"),
+            });
+        }
+        let key = self.inner.api_key.expose();
+        let mut asset = AssetData::from_answer(&body, asset_id)
+            .map_err(|message| TransportError::InvalidResponse { step, message: scrub(&message, [key]) })?;
+        asset.reason = asset.reason.map(|reason| scrub(&reason, [key]));
+        Ok(asset)
+    }
+
+    /// Update Data: `POST {api_url}/api/v1/assets/{asset_id}/data/update[?async=1]` with
+    /// `{"data": …, "mode": …[, "data_schema_id": …]}` ("Update Data", "Update with Higher Throughput",
+    /// developers.filespin.io). 200 is [`UpdateOutcome::Applied`], 202 [`UpdateOutcome::Accepted`]
+    /// (another update of the asset in progress, or `?async=1`: applied eventually).
+    ///
+    /// Errors are at [`Step::SetData`]. While the asset is `NOT_READY` FileSpin answers 400 ("retry after a
+    /// few seconds"); the docs show no body, so any 400 whose code or text says `NOT_READY` (or "not
+    /// ready") is reported as `Status { status: 400, code: Some("NOT_READY"), .. }`, which core retries.
+    /// Other refusals (over [`MAX_DATA_CHARS`](crate::MAX_DATA_CHARS), a `_filespin…` field, an unknown
+    /// asset's 404) fail the asset. The body is never logged nor put in an error.
+    ///
+    /// ```
+    /// # use spinlift_emulator::{Emulator, EmulatorConfig};
+    /// # use spinlift_transport::{ClientConfig, DataUpdate, FileSpinClient, RegisterRequest, Secret, UpdateOutcome};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let emulator = Emulator::start(EmulatorConfig::default()).await?;
+    /// # let client = FileSpinClient::new(ClientConfig::new(emulator.api_url(), Secret::new(emulator.api_key())))?;
+    /// # let form = client.request_form("hello.txt").await?;
+    /// # let receipt = client.upload_reader(&form, &b"hello"[..], 5, "hello.txt", &|_| {}).await?;
+    /// # client.register(&RegisterRequest::new(&form.asset_id, &receipt, serde_json::Value::Null)).await?;
+    /// let serde_json::Value::Object(data) = serde_json::json!({"filespin_search_txt": "MY_OWN_FILE_ID"}) else {
+    ///     unreachable!()
+    /// };
+    /// let outcome = client.update_asset_data(&form.asset_id, &DataUpdate::append(data)).await?;
+    /// assert_eq!(outcome, UpdateOutcome::Applied);
+    /// let asset = client.asset_data(&form.asset_id).await?;
+    /// assert_eq!(asset.data["filespin_search_txt"], "MY_OWN_FILE_ID");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn update_asset_data(
+        &self,
+        asset_id: &str,
+        update: &DataUpdate,
+    ) -> Result<UpdateOutcome, TransportError> {
+        let step = Step::SetData;
+        let mut url = self.asset_url(asset_id, &["data", "update"], step)?;
+        let target = format!("FileSpin at {}", url_without_query(url.as_str()));
+        if update.asynchronous {
+            // "Supply async=1 in the API URL" ("Update with Higher Throughput").
+            url.query_pairs_mut().append_pair("async", "1");
+        }
+        let body = update.body().map_err(|e| TransportError::InvalidResponse {
+            step,
+            message: format!("the request could not be encoded: {e}"),
+        })?;
+        self.before_api_request().await;
+        let response = self
+            .inner
+            .http
+            .post(url)
+            .header(API_KEY_HEADER, self.key_header())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json")
+            .body(body)
+            .timeout(self.inner.api_timeout)
+            .send()
+            .await
+            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+        let status = response.status();
+        if status.is_success() {
+            // The status says it all (the docs give no body); the body is read so that the connection
+            // can serve the next request, and one that breaks off changes nothing.
+            let _ = read_limited(response, ERROR_BODY_LIMIT).await;
+            return Ok(if status == StatusCode::ACCEPTED {
+                UpdateOutcome::Accepted
+            } else {
+                UpdateOutcome::Applied
+            });
+        }
+        let (mut error, body) = self.api_status_error_and_body(step, response).await;
+        if let TransportError::Status { status: 400, code, .. } = &mut error
+            && code.as_deref() != Some("NOT_READY")
+            && says_not_ready(&body)
+        {
+            *code = Some("NOT_READY".to_owned());
+        }
+        Err(error)
+    }
+
     /// Every API request, each attempt anew: waits for the API rate limit, then counts itself.
     async fn before_api_request(&self) {
         if let Some(rate) = &self.inner.api_rate {
@@ -319,6 +467,16 @@ impl FileSpinClient {
     fn api_url(&self, path: &str, step: Step) -> Result<url::Url, TransportError> {
         url::Url::parse(&format!("{}{path}", self.inner.api_base))
             .map_err(|e| TransportError::InvalidResponse { step, message: format!("bad API URL: {e}") })
+    }
+
+    /// `{api_url}/api/v1/assets/{asset_id}/<tail…>`, the asset id as one path segment (escaped).
+    fn asset_url(&self, asset_id: &str, tail: &[&str], step: Step) -> Result<url::Url, TransportError> {
+        let mut url = self.api_url("/api/v1/assets", step)?;
+        url.path_segments_mut()
+            .map_err(|()| TransportError::InvalidResponse { step, message: "bad API URL".to_owned() })?
+            .push(asset_id)
+            .extend(tail);
+        Ok(url)
     }
 
     fn api_target(&self, path: &str) -> String {
@@ -336,6 +494,12 @@ impl FileSpinClient {
     /// A FileSpin error answer as a `Status` error: code and message from the body (at most 64 KiB),
     /// `Retry-After`, the key scrubbed.
     async fn api_status_error(&self, step: Step, response: Response) -> TransportError {
+        self.api_status_error_and_body(step, response).await.0
+    }
+
+    /// As [`api_status_error`](Self::api_status_error), with the body as received (for a caller that
+    /// looks further into it; never for a message).
+    async fn api_status_error_and_body(&self, step: Step, response: Response) -> (TransportError, Bytes) {
         let status = response.status();
         let retry_after_ms = retry_after_ms(response.headers(), SystemTime::now());
         // A body that breaks off still leaves the status: keep what arrived.
@@ -343,13 +507,14 @@ impl FileSpinClient {
         let parsed = ApiError::parse(&body);
         let message =
             parsed.message.or_else(|| status.canonical_reason().map(str::to_owned)).unwrap_or_default();
-        TransportError::Status {
+        let error = TransportError::Status {
             step,
             status: status.as_u16(),
             code: parsed.code,
             message: scrub(&message, [self.inner.api_key.expose()]),
             retry_after_ms,
-        }
+        };
+        (error, body)
     }
 
     async fn upload<R>(
@@ -674,5 +839,17 @@ mod tests {
             completed_at: clock::now(),
         };
         assert_send(&client.register(&RegisterRequest::new("a", &receipt, serde_json::Value::Null)));
+        assert_send(&client.asset_data("a"));
+        assert_send(&client.update_asset_data("a", &DataUpdate::append(serde_json::Map::new())));
+    }
+
+    #[test]
+    fn asset_urls_escape_the_id_and_keep_a_base_path() {
+        let client =
+            FileSpinClient::new(ClientConfig::new("http://127.0.0.1:1/prefix/", Secret::new("k"))).unwrap();
+        let url = client.asset_url("ab12", &["data", "update"], Step::SetData).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:1/prefix/api/v1/assets/ab12/data/update");
+        let url = client.asset_url("a/b?c", &["data"], Step::Verify).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:1/prefix/api/v1/assets/a%2Fb%3Fc/data");
     }
 }

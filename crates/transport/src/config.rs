@@ -21,7 +21,8 @@ pub struct ClientConfig {
     pub upload_stall_timeout: Duration,
     /// How many S3 POSTs may be in flight at once through this client (and its clones). Default 16.
     pub max_concurrent_uploads: usize,
-    /// FileSpin API requests per second, both calls together, through this client and its clones.
+    /// FileSpin API requests per second, every API call together (the two upload calls and the two data
+    /// calls), through this client and its clones.
     /// Default 30: FileSpin's documented limit for most APIs (developers.filespin.io, "Rate limits"),
     /// above which it answers 429. `None`: unlimited. Requests are spaced `1/api_rps` apart (no burst),
     /// so that a server counting per fixed 1-second window never sees more than `api_rps`; see the

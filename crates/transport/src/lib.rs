@@ -1,4 +1,5 @@
-//! The wire of spinlift: FileSpin's two API calls and the S3 POST between them.
+//! The wire of spinlift: FileSpin's two upload calls and the S3 POST between them, and the asset's data
+//! calls after them.
 //!
 //! An upload into FileSpin takes three steps (developers.filespin.io, "Get Storage Upload URL"):
 //!
@@ -14,7 +15,15 @@
 //! 3. [`FileSpinClient::register`] — `POST /api/v1/assets/new/register_asset` — registers the asset
 //!    with a [`RegisterRequest`] built from the receipt.
 //!
-//! One shared `reqwest` client (rustls, pooled connections) serves all three, with a connect timeout,
+//! After the upload ("Assets - Data", developers.filespin.io):
+//!
+//! - [`FileSpinClient::update_asset_data`] — `POST /api/v1/assets/{id}/data/update[?async=1]` — sets the
+//!   asset's custom metadata with a [`DataUpdate`] (`APPEND` or `REPLACE`; at most [`MAX_DATA_CHARS`]);
+//!   FileSpin answers 400 `NOT_READY` while the file is still being saved, and the engine retries.
+//! - [`FileSpinClient::asset_data`] — `GET /api/v1/assets/{id}/data` — reads the asset back as
+//!   [`AssetData`]: its [`AssetStatus`] (`NOT_READY`, `OK`, `ERROR`, `ARCHIVED`), size, MD5 and data.
+//!
+//! One shared `reqwest` client (rustls, pooled connections) serves every call, with a connect timeout,
 //! a whole-request timeout on the API calls, a stall watchdog on uploads and the limits below
 //! ([`ClientConfig`]). Each call is one attempt: a failure comes back as a [`TransportError`]
 //! that names its step and what the server said, and never a credential. Its
@@ -29,7 +38,7 @@
 //!
 //! | call | limits, in order |
 //! |---|---|
-//! | [`request_form`](FileSpinClient::request_form), [`register`](FileSpinClient::register) | API requests per second ([`api_rps`](ClientConfig::api_rps), default 30, both calls together) |
+//! | [`request_form`](FileSpinClient::request_form), [`register`](FileSpinClient::register), [`update_asset_data`](FileSpinClient::update_asset_data), [`asset_data`](FileSpinClient::asset_data) | API requests per second ([`api_rps`](ClientConfig::api_rps), default 30, the four calls together) |
 //! | [`upload_file`](FileSpinClient::upload_file), [`upload_prepared`](FileSpinClient::upload_prepared), [`upload_reader`](FileSpinClient::upload_reader) | 1. an upload slot ([`max_concurrent_uploads`](ClientConfig::max_concurrent_uploads), default 16), held to the answer; 2. S3 POSTs per second ([`s3_rps`](ClientConfig::s3_rps), default off); 3. bytes per second ([`bandwidth`](ClientConfig::bandwidth), default off), before each chunk of the body is handed to the connection |
 //!
 //! A limit is taken when a call is made, inside the call: a retry is the engine calling again, so it
@@ -87,6 +96,7 @@ mod api_error;
 mod client;
 mod clock;
 mod config;
+mod data;
 mod error;
 mod form;
 mod limit;
@@ -100,6 +110,7 @@ mod stats;
 
 pub use client::{FileSpinClient, PreparedFile};
 pub use config::{ClientConfig, parse_bandwidth};
+pub use data::{AssetData, AssetStatus, DataUpdate, MAX_DATA_CHARS, UpdateMode, UpdateOutcome};
 pub use error::TransportError;
 pub use form::{Policy, UploadForm};
 pub use register::{RegisterOutcome, RegisterRequest, UploadReceipt};

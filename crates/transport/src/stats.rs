@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TransportStats {
-    /// FileSpin API requests sent (`content_storage_url` and `register_asset` together).
+    /// FileSpin API requests sent (`content_storage_url`, `register_asset`, Update Data and Get Data
+    /// together).
     pub api_requests: u64,
     /// S3 POSTs sent.
     pub s3_requests: u64,

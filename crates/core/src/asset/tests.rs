@@ -383,8 +383,11 @@ fn forms_that_always_arrive_nearly_expired_end_the_asset() {
 const FULL: Goal = Goal { set_data: true, verify: true };
 
 fn registered(goal: Goal) -> Asset {
-    Asset::from_state(State::Registered { asset_id: "a1".into(), size: 3, md5: MD5_ABC.into() }, Limits::default())
-        .with_goal(goal)
+    Asset::from_state(
+        State::Registered { asset_id: "a1".into(), size: 3, md5: MD5_ABC.into() },
+        Limits::default(),
+    )
+    .with_goal(goal)
 }
 
 fn checked(status: &str, size: u64, checksum: &str) -> Event {
@@ -417,7 +420,10 @@ fn a_registered_asset_gets_its_data_then_is_verified() {
     assert_eq!(a.state().report_status(), "registered");
     // Without a goal, registered is done.
     assert_eq!(registered(Goal::default()).next_action(T0), Action::Done);
-    assert_eq!(registered(Goal { set_data: false, verify: true }).next_action(T0), Action::Verify { asset_id: "a1".into() });
+    assert_eq!(
+        registered(Goal { set_data: false, verify: true }).next_action(T0),
+        Action::Verify { asset_id: "a1".into() }
+    );
 }
 
 #[test]
@@ -487,7 +493,10 @@ fn resume_carries_on_from_the_last_recorded_step_after_registration() {
     let again = Asset::resume(failed.clone(), retry, Limits::default(), T0).with_goal(FULL);
     assert_eq!(again.state(), &State::Registered { asset_id: "a1".into(), size: 3, md5: MD5_ABC.into() });
     assert_eq!(again.next_action(T0), Action::SetData { asset_id: "a1".into() });
-    assert_eq!(Asset::resume(failed, ResumeFacts::default(), Limits::default(), T0).next_action(T0), Action::Done);
+    assert_eq!(
+        Asset::resume(failed, ResumeFacts::default(), Limits::default(), T0).next_action(T0),
+        Action::Done
+    );
 }
 
 fn any_check() -> impl Strategy<Value = Event> {

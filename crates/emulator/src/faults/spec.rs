@@ -9,12 +9,14 @@ use super::{ApiFaults, FaultConfig, Latency, S3Faults};
 /// Which endpoints a `<scope>.<setting>` applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scope {
-    /// Both API endpoints.
+    /// The four API endpoints.
     Api,
     ContentStorageUrl,
     RegisterAsset,
+    AssetData,
+    UpdateData,
     S3,
-    /// All three (a setting without a scope: `latency=`, `retry_after=`).
+    /// Every endpoint (a setting without a scope: `latency=`, `retry_after=`).
     All,
 }
 
@@ -27,12 +29,12 @@ impl FaultConfig {
     /// seed=<u64>                     seeds every random choice (default 0)
     /// key_invalid_after=<n>          401 from the (n+1)-th API request on
     /// api.rps=<n>                    the API's rate limit, requests per second (alias api_rps)
-    /// latency=<latency>              added to all three endpoints
-    /// retry_after=<seconds>          Retry-After of injected 429s on all three endpoints (default 1)
+    /// latency=<latency>              added to every endpoint
+    /// retry_after=<seconds>          Retry-After of injected 429s on every endpoint (default 1)
     ///
-    /// <scope>.5xx=<p>                scope: api (both API endpoints), content_storage_url (alias
-    /// <scope>.429=<p>                storage_url), register_asset (alias register), s3
-    /// <scope>.drop=<p>
+    /// <scope>.5xx=<p>                scope: api (the four API endpoints), content_storage_url (alias
+    /// <scope>.429=<p>                storage_url), register_asset (alias register), asset_data (alias
+    /// <scope>.drop=<p>               get_data: Get Data), update_data (alias data_update: Update Data), s3
     /// <scope>.lost_reply=<p>
     /// <scope>.latency=<latency>
     /// <scope>.retry_after=<seconds>
@@ -90,6 +92,8 @@ fn apply(config: &mut FaultConfig, key: &str, value: &str) -> Result<(), String>
                 "api" => Scope::Api,
                 "content_storage_url" | "storage_url" => Scope::ContentStorageUrl,
                 "register_asset" | "register" => Scope::RegisterAsset,
+                "asset_data" | "get_data" => Scope::AssetData,
+                "update_data" | "data_update" => Scope::UpdateData,
                 "s3" => Scope::S3,
                 _ => return Err(unknown(key)),
             };
@@ -106,9 +110,16 @@ fn apply(config: &mut FaultConfig, key: &str, value: &str) -> Result<(), String>
 /// Applies `<scope>.<setting>=<value>`; an empty error means "no such setting in this scope".
 fn scoped(config: &mut FaultConfig, scope: Scope, setting: &str, value: &str) -> Result<(), String> {
     let api: &mut [&mut ApiFaults] = match scope {
-        Scope::Api | Scope::All => &mut [&mut config.content_storage_url, &mut config.register_asset],
+        Scope::Api | Scope::All => &mut [
+            &mut config.content_storage_url,
+            &mut config.register_asset,
+            &mut config.asset_data,
+            &mut config.update_data,
+        ],
         Scope::ContentStorageUrl => &mut [&mut config.content_storage_url],
         Scope::RegisterAsset => &mut [&mut config.register_asset],
+        Scope::AssetData => &mut [&mut config.asset_data],
+        Scope::UpdateData => &mut [&mut config.update_data],
         Scope::S3 => &mut [],
     };
     let s3 = matches!(scope, Scope::S3 | Scope::All).then_some(&mut config.s3);
@@ -170,7 +181,7 @@ fn unknown(key: &str) -> String {
     format!(
         "unknown setting {key:?}; known: seed, key_invalid_after, api.rps, latency, retry_after, \
          <scope>.{{5xx,429,drop,lost_reply,latency,retry_after}} for scope api, content_storage_url, \
-         register_asset or s3, and s3.{{503,slow_body,slow_body_pause,outage}}"
+         register_asset, asset_data, update_data or s3, and s3.{{503,slow_body,slow_body_pause,outage}}"
     )
 }
 
@@ -287,6 +298,8 @@ impl fmt::Display for FaultConfig {
             seed,
             content_storage_url,
             register_asset,
+            asset_data,
+            update_data,
             s3,
             key_invalid_after,
             api_rps,
@@ -295,11 +308,18 @@ impl fmt::Display for FaultConfig {
         if *seed != 0 {
             settings.push(format!("seed={seed}"));
         }
-        let api_scopes: &[(&str, &ApiFaults)] = if content_storage_url == register_asset {
-            &[("api", content_storage_url)]
-        } else {
-            &[("content_storage_url", content_storage_url), ("register_asset", register_asset)]
-        };
+        let each: [(&str, &ApiFaults); 4] = [
+            ("content_storage_url", content_storage_url),
+            ("register_asset", register_asset),
+            ("asset_data", asset_data),
+            ("update_data", update_data),
+        ];
+        let api_scopes: &[(&str, &ApiFaults)] =
+            if each.iter().all(|(_, faults)| *faults == content_storage_url) {
+                &[("api", content_storage_url)]
+            } else {
+                &each
+            };
         for &(scope, faults) in api_scopes {
             let default = ApiFaults::default();
             for (p, name) in [

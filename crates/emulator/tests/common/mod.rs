@@ -160,3 +160,46 @@ pub async fn s3_error(response: reqwest::Response) -> (StatusCode, String) {
         .unwrap_or_else(|| panic!("no <Code> in {xml:?}"));
     (status, code)
 }
+
+/// The three steps for `file` under `filename`: the asset id, registered.
+pub async fn register_file(emulator: &Emulator, filename: &str, file: &[u8]) -> String {
+    let form = get_form(emulator, filename).await;
+    assert_eq!(upload(&form, file).await.status(), StatusCode::NO_CONTENT);
+    let response = register(emulator, &registration(&form.asset_id, file.len(), &md5_hex(file))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    form.asset_id
+}
+
+/// Get Data: `GET /api/v1/assets/{id}/data` with `api_key`.
+pub async fn get_data(emulator: &Emulator, asset_id: &str, api_key: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{}/api/v1/assets/{asset_id}/data", emulator.api_url()))
+        .header("X-FileSpin-Api-Key", api_key)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Get Data answered 200: the asset's JSON.
+pub async fn asset_json(emulator: &Emulator, asset_id: &str) -> Value {
+    let response = get_data(emulator, asset_id, emulator.api_key()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// Update Data: `POST /api/v1/assets/{id}/data/update[?async=1]` with the emulator's key.
+pub async fn update_data(
+    emulator: &Emulator,
+    asset_id: &str,
+    body: &Value,
+    asynchronous: bool,
+) -> reqwest::Response {
+    let query = if asynchronous { "?async=1" } else { "" };
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/assets/{asset_id}/data/update{query}", emulator.api_url()))
+        .header("X-FileSpin-Api-Key", emulator.api_key())
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}

@@ -42,7 +42,14 @@ pub(super) enum Slot {
     /// `Registered` (or `DataSet`, `Verified`: [`Stage`]) whose asset id and MD5 are 32 lowercase hex
     /// digits each.
     /// `source` is kept unwrapped, with `has_source` beside `stage`, so the slot stays 64 bytes.
-    Registered { asset_id: [u8; 16], md5: [u8; 16], size: u64, source: SourceStamp, has_source: bool, stage: Stage },
+    Registered {
+        asset_id: [u8; 16],
+        md5: [u8; 16],
+        size: u64,
+        source: SourceStamp,
+        has_source: bool,
+        stage: Stage,
+    },
     /// Any other record.
     Other(Box<Other>),
     /// Removed by [`Entries::take`].
@@ -82,7 +89,13 @@ impl Slot {
         Slot::registered_at(Stage::Registered, asset_id, size, md5, source)
     }
 
-    fn registered_at(stage: Stage, asset_id: &str, size: u64, md5: &str, source: Option<SourceStamp>) -> Slot {
+    fn registered_at(
+        stage: Stage,
+        asset_id: &str,
+        size: u64,
+        md5: &str,
+        source: Option<SourceStamp>,
+    ) -> Slot {
         match (hex_16(asset_id), hex_16(md5)) {
             (Some(asset_id), Some(md5)) => Slot::Registered {
                 asset_id,
