@@ -180,7 +180,8 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         return EXIT_STOPPED;
     };
     let api_url = args.api_url.or(file.api_url).unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-    let mut config = EngineConfig::new(api_url, Secret::new(api_key));
+    // Trimmed: a key read from a file (a Kubernetes Secret made with --from-file) often ends in a newline.
+    let mut config = EngineConfig::new(api_url, Secret::new(api_key.trim()));
     config.concurrency = concurrency as usize;
     config.api_rps = NonZeroU32::new(api_rps);
     config.s3_rps = NonZeroU32::new(fleet(args.s3_rps.or(file.s3_rps).unwrap_or(DEFAULT_S3_RPS)));
