@@ -151,7 +151,7 @@ fn a_dry_run_checks_every_file_and_sends_nothing() {
     let stdout = stdout_of(&output);
     assert!(stdout.contains("estimate: at least 30 s, bound by upload bandwidth (1.0 MB/s)"), "{stdout}");
     assert!(
-        stdout.contains("(FileSpin's API limit (30 requests/s, two a file: 15.0 files/s) alone: 1 s)"),
+        stdout.contains("(FileSpin's API limit (30 requests/s, three a file: 10.0 files/s) alone: 1 s)"),
         "{stdout}"
     );
     let stats = filespin.emulator.stats();

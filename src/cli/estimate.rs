@@ -1,5 +1,5 @@
 //! How long a run will take, before it starts: the size distribution of what it would upload, and the
-//! bounds that apply to it — FileSpin's API request limit (two calls a file), the upload bandwidth, the
+//! bounds that apply to it — FileSpin's API request limit (two to four calls a file), the upload bandwidth, the
 //! S3 request rate — of which the largest is the estimate (`run --dry-run`).
 
 /// Upper edges of the size buckets shown, with their labels.
@@ -54,8 +54,9 @@ impl Sizes {
 /// What may bound a run's duration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Bound {
-    /// FileSpin's request limit: two API calls a file at `rps`.
-    Api { rps: u32 },
+    /// FileSpin's request limit: `calls` API calls a file (2 to register, 1 more for data or the tag,
+    /// 1 more to verify) at `rps`.
+    Api { rps: u32, calls: u32 },
     /// Bytes over the upload bandwidth.
     Bandwidth { bytes_per_second: u64 },
     /// S3 POSTs started per second.
@@ -65,11 +66,17 @@ pub(crate) enum Bound {
 impl std::fmt::Display for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Bound::Api { rps } => {
+            Bound::Api { rps, calls } => {
+                let per_file = match calls {
+                    2 => "two".to_owned(),
+                    3 => "three".to_owned(),
+                    4 => "four".to_owned(),
+                    n => n.to_string(),
+                };
                 write!(
                     f,
-                    "FileSpin's API limit ({rps} requests/s, two a file: {:.1} files/s)",
-                    *rps as f64 / 2.0
+                    "FileSpin's API limit ({rps} requests/s, {per_file} a file: {:.1} files/s)",
+                    f64::from(*rps) / f64::from((*calls).max(1))
                 )
             }
             Bound::Bandwidth { bytes_per_second } => {
@@ -81,11 +88,17 @@ impl std::fmt::Display for Bound {
 }
 
 /// Each known bound's time in seconds, the longest first: the first is the estimate.
-pub(crate) fn bounds(sizes: &Sizes, api_rps: u32, s3_rps: u32, bandwidth: Option<u64>) -> Vec<(Bound, f64)> {
+pub(crate) fn bounds(
+    sizes: &Sizes,
+    api_rps: u32,
+    calls: u32,
+    s3_rps: u32,
+    bandwidth: Option<u64>,
+) -> Vec<(Bound, f64)> {
     let (files, bytes) = (sizes.files() as f64, sizes.bytes() as f64);
     let mut bounds = Vec::new();
     if api_rps > 0 {
-        bounds.push((Bound::Api { rps: api_rps }, files * 2.0 / f64::from(api_rps)));
+        bounds.push((Bound::Api { rps: api_rps, calls }, files * f64::from(calls) / f64::from(api_rps)));
     }
     if s3_rps > 0 {
         bounds.push((Bound::S3 { rps: s3_rps }, files / f64::from(s3_rps)));
@@ -119,8 +132,8 @@ mod tests {
             sizes.add(3 * 1024 * 1024);
         }
         // 54,000 files at 15 files/s: one hour; 170 GB at 100 MB/s: 28 min.
-        let b = bounds(&sizes, 30, 0, Some(100_000_000));
-        assert_eq!(b[0].0, Bound::Api { rps: 30 });
+        let b = bounds(&sizes, 30, 2, 0, Some(100_000_000));
+        assert_eq!(b[0].0, Bound::Api { rps: 30, calls: 2 });
         assert!((b[0].1 - 3600.0).abs() < 1e-6);
         assert_eq!(b[1].0, Bound::Bandwidth { bytes_per_second: 100_000_000 });
         assert_eq!(human(b[0].1), "1 h 00 min");
@@ -132,7 +145,7 @@ mod tests {
         for _ in 0..100 {
             sizes.add(1 << 30);
         }
-        let b = bounds(&sizes, 30, 0, Some(10_000_000));
+        let b = bounds(&sizes, 30, 2, 0, Some(10_000_000));
         assert_eq!(b[0].0, Bound::Bandwidth { bytes_per_second: 10_000_000 });
         assert_eq!(sizes.lines(), ["         ≥ 1 GiB:       100 files, 100.0 % of the bytes"]);
     }
@@ -141,7 +154,7 @@ mod tests {
     fn without_limits_nothing_is_claimed() {
         let mut sizes = Sizes::default();
         sizes.add(1);
-        assert!(bounds(&sizes, 0, 0, None).is_empty());
+        assert!(bounds(&sizes, 0, 2, 0, None).is_empty());
         assert_eq!(human(200_000.0), "2.3 days");
     }
 }

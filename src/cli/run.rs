@@ -168,7 +168,11 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     if args.dry_run {
         let s3_rps = fleet(args.s3_rps.or(file.s3_rps).unwrap_or(0));
         let rate = args.upload_rate.or(bwlimit).map(NonZeroU64::get);
-        return dry_run(&manifest, api_rps, s3_rps, rate);
+        // content_storage_url and register_asset; Update Data for the tag or the entry's data; Get Data
+        // to verify (more while FileSpin reports NOT_READY).
+        let has_data = !args.no_tag || manifest.entries.iter().any(|e| e.data().is_some());
+        let calls = 2 + u32::from(has_data) + u32::from(args.verify);
+        return dry_run(&manifest, api_rps, calls, s3_rps, rate);
     }
     let non_empty = |k: &String| !k.trim().is_empty();
     let Some(api_key) = args.api_key.filter(non_empty).or(file.api_key.filter(non_empty)) else {
@@ -247,7 +251,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
 
 /// `run --dry-run`: what a run would upload, from the manifest and the files alone, and how long it would
 /// take at the limits that apply.
-fn dry_run(manifest: &Manifest, api_rps: u32, s3_rps: u32, upload_rate: Option<u64>) -> u8 {
+fn dry_run(manifest: &Manifest, api_rps: u32, calls: u32, s3_rps: u32, upload_rate: Option<u64>) -> u8 {
     let plan = Plan::of(manifest);
     println!(
         "dry run: {} of {} entries would be uploaded, {:.1} MiB",
@@ -266,7 +270,7 @@ fn dry_run(manifest: &Manifest, api_rps: u32, s3_rps: u32, upload_rate: Option<u
     for line in sizes.lines() {
         println!("  {line}");
     }
-    let bounds = estimate::bounds(&sizes, api_rps, s3_rps, upload_rate);
+    let bounds = estimate::bounds(&sizes, api_rps, calls, s3_rps, upload_rate);
     match bounds.first() {
         Some((bound, secs)) => {
             println!("estimate: at least {}, bound by {bound}", estimate::human(*secs));
