@@ -182,3 +182,62 @@ pub(crate) fn reconcile(replayed: &Replayed, manifest: &Manifest, fingerprint: &
     }
     Reconciled { notes, verify_registered }
 }
+
+/// The shard counts of the checkpoints beside `base` (the checkpoint a run without shards uses) that
+/// belong to shards of the same batch: `base` with `.shard-I-of-N` in its name.
+fn shard_counts_beside(base: &Path) -> std::collections::BTreeSet<u32> {
+    let mut counts = std::collections::BTreeSet::new();
+    let (Some(dir), Some(_)) = (base.parent(), base.file_name()) else {
+        return counts;
+    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let Ok(listing) = std::fs::read_dir(dir) else { return counts };
+    for candidate in listing.flatten() {
+        let candidate = candidate.file_name();
+        let Some(candidate) = candidate.to_str() else { continue };
+        let Some(at) = candidate.find(".shard-") else { continue };
+        let rest = &candidate[at + ".shard-".len()..];
+        let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+        let i_len = digits(rest);
+        let Some(after_i) = rest.get(i_len..).and_then(|r| r.strip_prefix("-of-")) else { continue };
+        let n_len = digits(after_i);
+        let (Ok(i), Ok(n)) = (rest[..i_len].parse::<u32>(), after_i[..n_len].parse::<u32>()) else {
+            continue;
+        };
+        let Ok(shard) = Shard::new(i, n) else { continue };
+        if shard_path(base, shard).file_name().and_then(|f| f.to_str()) == Some(candidate) {
+            counts.insert(n);
+        }
+    }
+    counts
+}
+
+/// Why a run of `shard` (or of the whole batch, `None`) must not start beside the checkpoints already
+/// at `base`: a batch run in shards and then without (or in another number of shards) would upload
+/// every entry again, since each checkpoint knows only its own entries.
+pub fn shard_conflict(base: &Path, shard: Option<Shard>) -> Option<String> {
+    let counts = shard_counts_beside(base);
+    let listed = || counts.iter().map(|n| format!("{n} shards")).collect::<Vec<_>>().join(", ");
+    match shard {
+        None if !counts.is_empty() => Some(format!(
+            "this batch was run in shards (checkpoints of {} beside {}): run each shard again with \
+             --shard I/N (or --shards N), and see the whole batch with `spinlift status --shards N`; a \
+             run without shards would upload every entry again",
+            listed(),
+            base.display()
+        )),
+        Some(_) if base.exists() => Some(format!(
+            "this batch has a checkpoint of a run without shards ({}): finish it without --shard, or \
+             move that checkpoint away; a sharded run would upload its entries again",
+            base.display()
+        )),
+        Some(shard) if counts.iter().any(|&n| n != shard.count()) => Some(format!(
+            "this batch was run in {} (checkpoints beside {}), not {}: keep the number of shards a batch \
+             started with, or its entries are uploaded again",
+            listed(),
+            base.display(),
+            shard.count()
+        )),
+        _ => None,
+    }
+}

@@ -128,8 +128,15 @@ impl Run<'_> {
                 recorded = None;
             }
         }
-        let goal =
-            Goal { set_data: engine.config.tag || entry.data().is_some(), verify: engine.config.verify };
+        // A verification that failed is verified again when retried, --verify or not: otherwise the retry
+        // would report an asset FileSpin could not process as registered.
+        let retry_verify = self.retry_failed
+            && matches!(&recorded, Some(r)
+                if matches!(&r.state, State::Failed { failure, .. } if failure.step == Step::Verify));
+        let goal = Goal {
+            set_data: engine.config.tag || entry.data().is_some(),
+            verify: engine.config.verify || retry_verify,
+        };
         // A finished entry needs nothing, not even a look at its file: a resumed batch drains fast.
         // `spinlift verify` leaves alone what is not registered.
         let recorded_state = recorded.as_ref().map_or(&State::Pending, |r| &r.state);
@@ -174,7 +181,10 @@ impl Run<'_> {
                 Action::Backoff { attempt, retry_after_ms } => {
                     let delay = {
                         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-                        if self.throttle.try_retry(last_failure_timed_out) {
+                        // Waiting for FileSpin to save an asset is not a failure: it draws nothing from
+                        // the retry budget (else a batch of NOT_READY polls dries it up and every
+                        // retry then waits the cooldown: measured 39 s for 50 files at 1 s NOT_READY).
+                        if asset.waits_for_processing() || self.throttle.try_retry(last_failure_timed_out) {
                             engine.config.backoff.delay(attempt, retry_after_ms, &mut *rng)
                         } else {
                             // The budget is dry: everyone is failing. Wait long, then try anyway.

@@ -277,6 +277,11 @@ impl Engine {
                 }
             }
         }
+        if let Some(base) = options.checkpoint.path_for(&manifest.source)
+            && let Some(conflict) = crate::checkpoint::shard_conflict(&base, manifest.shard)
+        {
+            return Err(EngineError::Config(conflict));
+        }
         let journal_path = options.checkpoint.path_for_manifest(manifest);
         let mut notes = Vec::new();
         let mut _lock = None;

@@ -66,7 +66,7 @@ mod throttle;
 pub use backoff::BackoffConfig;
 #[doc(hidden)] // for `spinlift bench entries`, which writes a finished checkpoint without uploading
 pub use checkpoint::fingerprint as checkpoint_fingerprint;
-pub use checkpoint::{Checkpoint, shard_path};
+pub use checkpoint::{Checkpoint, shard_conflict, shard_path};
 pub use engine::{Engine, EngineBuilder, EngineConfig, JournalSinkFn, MAX_POST_OBJECT_SIZE, RunOptions};
 pub use error::EngineError;
 pub use events::{Progress, ProgressSender, RunHandle};

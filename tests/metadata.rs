@@ -97,6 +97,17 @@ fn verification_fails_what_filespin_could_not_process_with_its_reason_and_passes
             );
         }
     }
+    // Retried without --verify, a verification that failed is verified again, not reported registered.
+    let uploads = filespin.emulator.stats().uploaded;
+    let retried = filespin
+        .spinlift()
+        .args(["run", "-q", "--no-tag", "--retry-failed"])
+        .arg(&set.manifest)
+        .output()
+        .unwrap();
+    assert_eq!(retried.status.code(), Some(1), "{}", stderr_of(&retried));
+    assert!(stderr_of(&retried).contains("status ERROR"), "{}", stderr_of(&retried));
+    assert_eq!(filespin.emulator.stats().uploaded, uploads, "nothing uploaded again");
     // `status` counts the verified and the processing failures apart.
     let status = filespin.spinlift().arg("status").arg(&set.manifest).output().unwrap();
     let text = String::from_utf8_lossy(&status.stdout).into_owned();

@@ -122,6 +122,20 @@ fn four_shards_one_killed_and_restarted_register_every_entry_exactly_once() {
     let text = stdout_of(&status);
     assert!(text.contains(&format!("{0} entries: {0} registered", set.files.len())), "{text}");
     assert_eq!(text.matches("checkpoint: ").count(), 4, "{text}");
+
+    // The same batch run without shards, or in another number of them, would upload every entry again:
+    // refused, saying what to do.
+    let registered = filespin.emulator.stats().registered;
+    for args in [vec!["run", "-q"], vec!["run", "-q", "--shard", "0/3"], vec!["status"]] {
+        let output = filespin.spinlift().args(&args).arg(&set.manifest).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr_of(&output));
+        assert!(
+            stderr_of(&output).contains("run in 4 shards") || stderr_of(&output).contains("in shards"),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+    }
+    assert_eq!(filespin.emulator.stats().registered, registered, "nothing uploaded again");
 }
 
 #[test]

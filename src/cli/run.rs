@@ -59,7 +59,8 @@ pub(crate) struct RunArgs {
     /// One `service_data.deployment_data` entry (repeatable), over the manifest's and the config file's.
     #[arg(long, value_name = "KEY=VALUE", value_parser = config::parse_key_value)]
     deployment_data: Vec<(String, String)>,
-    /// Write one JSON line per manifest entry (id, path, status, asset_id, size, checksum, error).
+    /// Write one JSON line per manifest entry (id, path, status, asset_id, size, checksum, error,
+    /// metadata_set, filespin_status).
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
     /// Where the checkpoint journal goes (default: beside the manifest, `<manifest>.checkpoint`).

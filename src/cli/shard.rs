@@ -78,6 +78,13 @@ impl Checkpoints {
         .map_err(|e| e.to_string())?;
         let checkpoint = checkpoint.map(Checkpoint::At).unwrap_or_default();
         let base = checkpoint.path_for(&manifest.source).ok_or("no checkpoint")?;
+        let whole = view.shard.is_none() && view.shards.is_none_or(|n| n <= 1);
+        if whole
+            && !base.exists()
+            && let Some(conflict) = spinlift::shard_conflict(&base, None)
+        {
+            return Err(conflict);
+        }
         let paths: Vec<PathBuf> = match (view.shard, view.shards) {
             (Some(shard), _) => vec![shard_path(&base, shard)],
             (None, Some(n)) if n > 1 => {

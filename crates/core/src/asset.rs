@@ -331,6 +331,8 @@ fn event_name(e: &Event) -> &'static str {
 struct PendingBackoff {
     attempt: u32,
     retry_after_ms: Option<u64>,
+    /// A wait for FileSpin to finish saving the asset (NOT_READY), not a retry of a failed request.
+    not_ready: bool,
 }
 
 /// One manifest entry's way into FileSpin.
@@ -400,6 +402,12 @@ impl Asset {
     /// What is asked of this asset beyond its registration.
     pub fn goal(&self) -> Goal {
         self.goal
+    }
+
+    /// Whether the backoff [`Asset::next_action`] asks for is a wait for FileSpin to finish saving the
+    /// asset (NOT_READY) rather than a retry after a failure: it is not drawn from a retry budget.
+    pub fn waits_for_processing(&self) -> bool {
+        self.backoff.is_some_and(|b| b.not_ready)
     }
 
     /// An asset resumed from the state a previous run recorded, by the resume rules:
@@ -640,8 +648,11 @@ impl Asset {
             self.give_up(Failure { message, ..failure });
             return;
         }
-        self.backoff =
-            Some(PendingBackoff { attempt: self.not_ready, retry_after_ms: failure.retry_after_ms });
+        self.backoff = Some(PendingBackoff {
+            attempt: self.not_ready,
+            retry_after_ms: failure.retry_after_ms,
+            not_ready: true,
+        });
     }
 
     fn fail(&mut self, failure: Failure) {
@@ -672,8 +683,11 @@ impl Asset {
                 if let State::Uploading { asset_id, expires_at } = &self.state {
                     self.state = State::FormIssued { asset_id: asset_id.clone(), expires_at: *expires_at };
                 }
-                self.backoff =
-                    Some(PendingBackoff { attempt: self.attempts, retry_after_ms: failure.retry_after_ms });
+                self.backoff = Some(PendingBackoff {
+                    attempt: self.attempts,
+                    retry_after_ms: failure.retry_after_ms,
+                    not_ready: false,
+                });
             }
             Disposition::FreshForm => {
                 self.fresh_forms += 1;
