@@ -265,6 +265,28 @@ impl FileSpinClient {
         self.upload(form, content, filename, Path::new(filename), on_bytes).await
     }
 
+    /// POSTs a JSON `body` to the API at `url` with the key, under the API rate limit and timeout.
+    async fn post_json(
+        &self,
+        url: reqwest::Url,
+        body: Vec<u8>,
+        step: Step,
+        target: &str,
+    ) -> Result<reqwest::Response, TransportError> {
+        self.before_api_request().await;
+        self.inner
+            .http
+            .post(url)
+            .header(API_KEY_HEADER, self.key_header())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json")
+            .body(body)
+            .timeout(self.inner.api_timeout)
+            .send()
+            .await
+            .map_err(|e| TransportError::from_reqwest(step, target, e))
+    }
+
     /// Step 3: `POST {api_url}/api/v1/assets/new/register_asset` with the upload's size, MD5 and times.
     ///
     /// `ASSET_ID_EXISTS` for our own asset id is [`RegisterOutcome::AlreadyExists`]: the asset is
@@ -277,19 +299,7 @@ impl FileSpinClient {
             step,
             message: format!("the request could not be encoded: {e}"),
         })?;
-        self.before_api_request().await;
-        let response = self
-            .inner
-            .http
-            .post(url)
-            .header(API_KEY_HEADER, self.key_header())
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json")
-            .body(body)
-            .timeout(self.inner.api_timeout)
-            .send()
-            .await
-            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+        let response = self.post_json(url, body, step, &target).await?;
         if response.status().is_success() {
             let (body, _) = read_limited(response, ERROR_BODY_LIMIT)
                 .await
@@ -422,19 +432,7 @@ impl FileSpinClient {
             step,
             message: format!("the request could not be encoded: {e}"),
         })?;
-        self.before_api_request().await;
-        let response = self
-            .inner
-            .http
-            .post(url)
-            .header(API_KEY_HEADER, self.key_header())
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json")
-            .body(body)
-            .timeout(self.inner.api_timeout)
-            .send()
-            .await
-            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+        let response = self.post_json(url, body, step, &target).await?;
         let status = response.status();
         if status.is_success() {
             // The status says it all (the docs give no body); the body is read so that the connection
