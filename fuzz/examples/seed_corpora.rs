@@ -186,7 +186,7 @@ fn failed(id: &str, asset_id: Option<&str>, uploaded: bool) -> Record {
         started_at: UnixMillis(1_715_787_782_000),
         completed_at: UnixMillis(1_715_787_783_000),
     });
-    Record::new(id, State::Failed { asset_id: asset_id.map(str::to_owned), failure, uploaded })
+    Record::new(id, State::Failed { asset_id: asset_id.map(str::to_owned), failure, uploaded, data_set: false })
 }
 
 /// A journal written through `Journal`: `open`, one `append` per record, `close`.

@@ -119,6 +119,9 @@ pub enum State {
         /// failed): a retry registers these bytes instead of uploading the file as a second asset.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         uploaded: Option<Uploaded>,
+        /// The entry's data was set on the asset before it failed (its verification failed).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        data_set: bool,
     },
 }
 
@@ -154,7 +157,12 @@ impl State {
 
     /// Whether the entry's data was set on the asset.
     pub fn data_set(&self) -> bool {
-        matches!(self, State::DataSet { .. } | State::Verified { data_set: true, .. })
+        matches!(
+            self,
+            State::DataSet { .. }
+                | State::Verified { data_set: true, .. }
+                | State::Failed { data_set: true, .. }
+        )
     }
 
     /// The asset id this state holds, if any.
@@ -429,7 +437,7 @@ impl Asset {
         let state = match state {
             // Setting the data or verifying failed for good (FileSpin still processing, an ERROR, a
             // mismatch): the asset is registered; a retry sets its data and checks it again.
-            State::Failed { asset_id: Some(asset_id), uploaded: Some(u), failure }
+            State::Failed { asset_id: Some(asset_id), uploaded: Some(u), failure, .. }
                 if facts.retry_failed && matches!(failure.step, Step::SetData | Step::Verify) =>
             {
                 State::Registered { asset_id, size: u.size, md5: u.md5 }
@@ -721,7 +729,8 @@ impl Asset {
             }),
             _ => None,
         };
-        self.state = State::Failed { asset_id, failure, uploaded };
+        let data_set = self.state.data_set();
+        self.state = State::Failed { asset_id, failure, uploaded, data_set };
         self.backoff = None;
     }
 

@@ -69,6 +69,7 @@ fn any_state() -> impl Strategy<Value = State> {
                     started_at: UnixMillis(1_715_787_782_000),
                     completed_at: UnixMillis(1_715_787_783_000),
                 }),
+                data_set: uploaded,
             }
         ),
     ]

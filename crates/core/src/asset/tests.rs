@@ -333,6 +333,7 @@ fn resume_retries_failed_entries_only_when_asked() {
         asset_id: None,
         failure: Failure::new(Step::Upload, FailureKind::Source, "gone"),
         uploaded: None,
+        data_set: false,
     };
     assert_eq!(resumed(s.clone(), ResumeFacts::default()), Action::Done);
     assert_eq!(resumed(s, ResumeFacts { retry_failed: true, ..Default::default() }), Action::RequestForm);
@@ -547,4 +548,16 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn an_asset_whose_verification_failed_still_says_its_data_was_set() {
+    let mut a = registered(FULL);
+    a.apply(Event::DataSet, T0).unwrap();
+    a.apply(checked("ERROR", 3, MD5_ABC), T0).unwrap();
+    assert!(matches!(a.state(), State::Failed { data_set: true, .. }), "{:?}", a.state());
+    assert!(a.state().data_set());
+    let mut b = registered(Goal { set_data: false, verify: true });
+    b.apply(checked("ERROR", 3, MD5_ABC), T0).unwrap();
+    assert!(!b.state().data_set());
 }

@@ -47,6 +47,7 @@ fn every_state() -> Vec<State> {
                 started_at: UnixMillis(1),
                 completed_at: UnixMillis(2),
             }),
+            data_set: true,
         },
     ]
 }

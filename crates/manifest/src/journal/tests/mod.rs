@@ -60,6 +60,7 @@ fn failed(asset_id: Option<&str>) -> State {
         asset_id: asset_id.map(str::to_owned),
         failure: Failure::new(Step::Upload, FailureKind::Source, "no such file"),
         uploaded: None,
+        data_set: false,
     }
 }
 
