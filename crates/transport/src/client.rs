@@ -156,17 +156,7 @@ impl FileSpinClient {
         let mut url = self.api_url(CONTENT_STORAGE_URL_PATH, step)?;
         url.query_pairs_mut().append_pair("filename", filename);
         let target = self.api_target(CONTENT_STORAGE_URL_PATH);
-        self.before_api_request().await;
-        let response = self
-            .inner
-            .http
-            .get(url)
-            .header(API_KEY_HEADER, self.key_header())
-            .header(ACCEPT, "application/json")
-            .timeout(self.inner.api_timeout)
-            .send()
-            .await
-            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+        let response = self.get_json(url, step, &target).await?;
         let received_at = clock::now();
         let status = response.status();
         if !status.is_success() {
@@ -265,6 +255,25 @@ impl FileSpinClient {
         self.upload(form, content, filename, Path::new(filename), on_bytes).await
     }
 
+    /// GETs JSON from the API at `url` with the key, under the API rate limit and timeout.
+    async fn get_json(
+        &self,
+        url: reqwest::Url,
+        step: Step,
+        target: &str,
+    ) -> Result<reqwest::Response, TransportError> {
+        self.before_api_request().await;
+        self.inner
+            .http
+            .get(url)
+            .header(API_KEY_HEADER, self.key_header())
+            .header(ACCEPT, "application/json")
+            .timeout(self.inner.api_timeout)
+            .send()
+            .await
+            .map_err(|e| TransportError::from_reqwest(step, target, e))
+    }
+
     /// POSTs a JSON `body` to the API at `url` with the key, under the API rate limit and timeout.
     async fn post_json(
         &self,
@@ -354,17 +363,7 @@ impl FileSpinClient {
         let step = Step::Verify;
         let url = self.asset_url(asset_id, &["data"], step)?;
         let target = format!("FileSpin at {}", url_without_query(url.as_str()));
-        self.before_api_request().await;
-        let response = self
-            .inner
-            .http
-            .get(url)
-            .header(API_KEY_HEADER, self.key_header())
-            .header(ACCEPT, "application/json")
-            .timeout(self.inner.api_timeout)
-            .send()
-            .await
-            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
+        let response = self.get_json(url, step, &target).await?;
         if !response.status().is_success() {
             return Err(self.api_status_error(step, response).await);
         }
