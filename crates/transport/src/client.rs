@@ -162,16 +162,7 @@ impl FileSpinClient {
         if !status.is_success() {
             return Err(self.api_status_error(step, response).await);
         }
-        let (body, complete) = read_limited(response, FORM_BODY_LIMIT)
-            .await
-            .whole()
-            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
-        if !complete {
-            return Err(TransportError::InvalidResponse {
-                step,
-                message: format!("the answer is larger than {FORM_BODY_LIMIT} bytes"),
-            });
-        }
+        let body = read_whole(response, FORM_BODY_LIMIT, step, &target).await?;
         UploadForm::from_answer(&body, received_at).map_err(|message| TransportError::InvalidResponse {
             step,
             message: scrub(&message, [self.inner.api_key.expose()]),
@@ -367,16 +358,7 @@ impl FileSpinClient {
         if !response.status().is_success() {
             return Err(self.api_status_error(step, response).await);
         }
-        let (body, complete) = read_limited(response, ASSET_DATA_BODY_LIMIT)
-            .await
-            .whole()
-            .map_err(|e| TransportError::from_reqwest(step, &target, e))?;
-        if !complete {
-            return Err(TransportError::InvalidResponse {
-                step,
-                message: format!("the answer is larger than {ASSET_DATA_BODY_LIMIT} bytes"),
-            });
-        }
+        let body = read_whole(response, ASSET_DATA_BODY_LIMIT, step, &target).await?;
         let key = self.inner.api_key.expose();
         let mut asset = AssetData::from_answer(&body, asset_id)
             .map_err(|message| TransportError::InvalidResponse { step, message: scrub(&message, [key]) })?;
@@ -794,6 +776,27 @@ impl Limited {
 
 /// Reads at most `limit` bytes of the body, keeping what arrived if the connection breaks: an error
 /// answer cut short by a reset still has its status and, often, its code.
+/// A successful answer's whole body, at most `limit` bytes: a larger one is an invalid response (the
+/// API documents small JSON answers), a broken one a network error.
+async fn read_whole(
+    response: Response,
+    limit: usize,
+    step: Step,
+    target: &str,
+) -> Result<Bytes, TransportError> {
+    let (body, complete) = read_limited(response, limit)
+        .await
+        .whole()
+        .map_err(|e| TransportError::from_reqwest(step, target, e))?;
+    if !complete {
+        return Err(TransportError::InvalidResponse {
+            step,
+            message: format!("the answer is larger than {limit} bytes"),
+        });
+    }
+    Ok(body)
+}
+
 async fn read_limited(mut response: Response, limit: usize) -> Limited {
     let mut body = Vec::new();
     loop {

@@ -10,22 +10,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use spinlift_core::{Disposition, FailureKind, Step, classify};
-use spinlift_emulator::{AssetErrorRule, Emulator, EmulatorConfig};
+use spinlift_emulator::AssetErrorRule;
 use spinlift_transport::{
     AssetStatus, ClientConfig, DataUpdate, FileSpinClient, MAX_DATA_CHARS, RegisterOutcome, RegisterRequest,
     Secret, TransportError, UpdateMode, UpdateOutcome,
 };
-use support::{RawServer, read_body, read_head, respond};
-
-async fn emulator(tune: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
-    let mut config = EmulatorConfig::default();
-    tune(&mut config);
-    Emulator::start(config).await.expect("the emulator starts")
-}
-
-fn client(emu: &Emulator) -> FileSpinClient {
-    FileSpinClient::new(ClientConfig::new(emu.api_url(), Secret::new(emu.api_key()))).unwrap()
-}
+use support::{RawServer, client, emulator, read_body, read_head, respond};
 
 /// Uploads and registers `bytes` as `name`: the asset id and the MD5.
 async fn registered(client: &FileSpinClient, name: &str, bytes: &'static [u8]) -> (String, String) {

@@ -1,26 +1,18 @@
 //! The transport against the local FileSpin emulator, in-process: the three steps end to end, and the
 //! refusals a real FileSpin and S3 give.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use support::{client, emulator};
 
 use md5::{Digest, Md5};
 use rand::RngCore;
 use spinlift_core::{Disposition, FailureKind, Step, UnixMillis, classify};
-use spinlift_emulator::{Emulator, EmulatorConfig};
 use spinlift_transport::{
     ClientConfig, FileSpinClient, RegisterOutcome, RegisterRequest, Secret, TransportError,
 };
-
-async fn emulator(tune: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
-    let mut config = EmulatorConfig::default();
-    tune(&mut config);
-    Emulator::start(config).await.expect("the emulator starts")
-}
-
-fn client(emu: &Emulator) -> FileSpinClient {
-    FileSpinClient::new(ClientConfig::new(emu.api_url(), Secret::new(emu.api_key()))).unwrap()
-}
 
 fn random_file(dir: &tempfile::TempDir, name: &str, len: usize) -> (PathBuf, Vec<u8>) {
     let path = dir.path().join(name);

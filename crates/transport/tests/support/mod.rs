@@ -135,3 +135,20 @@ impl Drop for RawServer {
         self.task.abort();
     }
 }
+
+/// The in-process emulator, its configuration tuned by `tune`: the well-behaved server of the tests
+/// that do not script the wire themselves.
+pub async fn emulator(
+    tune: impl FnOnce(&mut spinlift_emulator::EmulatorConfig),
+) -> spinlift_emulator::Emulator {
+    let mut config = spinlift_emulator::EmulatorConfig::default();
+    tune(&mut config);
+    spinlift_emulator::Emulator::start(config).await.expect("the emulator starts")
+}
+
+/// A client of `emu` with its key and the default configuration.
+pub fn client(emu: &spinlift_emulator::Emulator) -> spinlift_transport::FileSpinClient {
+    let config =
+        spinlift_transport::ClientConfig::new(emu.api_url(), spinlift_transport::Secret::new(emu.api_key()));
+    spinlift_transport::FileSpinClient::new(config).unwrap()
+}
