@@ -8,14 +8,7 @@ const RECORDS: usize = 10_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_durable_appends_from_64_tasks_share_their_fsyncs() {
     let (_dir, path) = scratch();
-    let syncs = Arc::new(AtomicU64::new(0));
-    let appends = Arc::new(AtomicU64::new(0));
-    let (s, a) = (syncs.clone(), appends.clone());
-    let journal = Journal::open_with_sink(&path, FINGERPRINT, None, JournalOptions::default(), move |file| {
-        Counting { file, syncs: s, appends: a }
-    })
-    .await
-    .unwrap();
+    let (journal, syncs, appends) = counting(&path, JournalOptions::default()).await;
 
     let mut tasks = Vec::new();
     for task in 0..TASKS {
@@ -54,13 +47,7 @@ async fn ten_thousand_durable_appends_from_64_tasks_share_their_fsyncs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_appender_still_gets_an_fsync_per_record_and_no_more() {
     let (_dir, path) = scratch();
-    let syncs = Arc::new(AtomicU64::new(0));
-    let s = syncs.clone();
-    let journal = Journal::open_with_sink(&path, FINGERPRINT, None, JournalOptions::default(), move |file| {
-        Counting { file, syncs: s, appends: Arc::default() }
-    })
-    .await
-    .unwrap();
+    let (journal, syncs, _) = counting(&path, JournalOptions::default()).await;
     for i in 0..10 {
         journal.append(Record::new(format!("e{i}"), State::Pending)).await.unwrap();
     }
@@ -79,15 +66,7 @@ async fn one_appender_still_gets_an_fsync_per_record_and_no_more() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_durability_nothing_is_fsynced_until_close() {
     let (_dir, path) = scratch();
-    let syncs = Arc::new(AtomicU64::new(0));
-    let s = syncs.clone();
-    let journal = Journal::open_with_sink(&path, FINGERPRINT, None, quick(), move |file| Counting {
-        file,
-        syncs: s,
-        appends: Arc::default(),
-    })
-    .await
-    .unwrap();
+    let (journal, syncs, _) = counting(&path, quick()).await;
     for i in 0..50 {
         journal.append(Record::new(format!("e{i}"), State::Pending)).await.unwrap();
     }
@@ -99,13 +78,7 @@ async fn without_durability_nothing_is_fsynced_until_close() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_begun_is_queued_at_once_and_its_future_says_when_it_is_durable() {
     let (_dir, path) = scratch();
-    let syncs = Arc::new(AtomicU64::new(0));
-    let s = syncs.clone();
-    let journal = Journal::open_with_sink(&path, FINGERPRINT, None, JournalOptions::default(), move |file| {
-        Counting { file, syncs: s, appends: Arc::default() }
-    })
-    .await
-    .unwrap();
+    let (journal, syncs, _) = counting(&path, JournalOptions::default()).await;
     // Queued in call order, before anything appended after the call, whether or not anyone waits.
     let first = journal.append_begin(Record::new("e", State::Pending));
     let dropped = journal.append_begin(Record::new("e", form_issued("asset-e")));
@@ -135,20 +108,12 @@ async fn journal_after_close(path: &Path) -> impl Future<Output = Result<(), Jou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_window_gathers_appenders_into_one_fsync_and_a_lone_appender_waits_no_longer() {
     let (_dir, path) = scratch();
-    let syncs = Arc::new(AtomicU64::new(0));
-    let s = syncs.clone();
     let options = JournalOptions {
         group_wait: std::time::Duration::from_millis(300),
         group_size: 8,
         ..JournalOptions::default()
     };
-    let journal = Journal::open_with_sink(&path, FINGERPRINT, None, options, move |file| Counting {
-        file,
-        syncs: s,
-        appends: Arc::default(),
-    })
-    .await
-    .unwrap();
+    let (journal, syncs, _) = counting(&path, options).await;
 
     // Eight appenders: the group is full with the eighth, and goes before its window is over.
     let started = std::time::Instant::now();
@@ -176,13 +141,7 @@ async fn a_group_window_gathers_appenders_into_one_fsync_and_a_lone_appender_wai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lazy_append_joins_the_next_group_or_goes_on_its_own_when_none_comes() {
     let (_dir, path) = scratch();
-    let syncs = Arc::new(AtomicU64::new(0));
-    let s = syncs.clone();
-    let journal = Journal::open_with_sink(&path, FINGERPRINT, None, JournalOptions::default(), move |file| {
-        Counting { file, syncs: s, appends: Arc::default() }
-    })
-    .await
-    .unwrap();
+    let (journal, syncs, _) = counting(&path, JournalOptions::default()).await;
 
     // It starts no group of its own: the next append someone waits on takes it along.
     let lazy = journal.append_lazy(Record::new("lazy", State::Pending), std::time::Duration::from_secs(60));
@@ -203,13 +162,7 @@ async fn a_lazy_append_joins_the_next_group_or_goes_on_its_own_when_none_comes()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_nobody_waits_on_goes_with_the_next_group_or_soon_after() {
     let (_dir, path) = scratch();
-    let appends = Arc::new(AtomicU64::new(0));
-    let a = appends.clone();
-    let journal = Journal::open_with_sink(&path, FINGERPRINT, None, JournalOptions::default(), move |file| {
-        Counting { file, syncs: Arc::default(), appends: a }
-    })
-    .await
-    .unwrap();
+    let (journal, _, appends) = counting(&path, JournalOptions::default()).await;
     // With the next append someone waits on: one write for both.
     journal.append_nowait(Record::new("a", State::Pending)).unwrap();
     journal.append(Record::new("b", State::Pending)).await.unwrap();

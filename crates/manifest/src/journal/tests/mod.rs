@@ -120,6 +120,20 @@ fn entries_of(replayed: &Replayed) -> std::collections::HashMap<String, Record> 
 }
 
 /// The real journal file, counting its writes and fsyncs.
+/// A journal at `path` whose file counts its fsyncs and appends: `(journal, syncs, appends)`.
+async fn counting(path: &Path, options: JournalOptions) -> (Journal, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let (syncs, appends) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (s, a) = (syncs.clone(), appends.clone());
+    let journal = Journal::open_with_sink(path, FINGERPRINT, None, options, move |file| Counting {
+        file,
+        syncs: s,
+        appends: a,
+    })
+    .await
+    .unwrap();
+    (journal, syncs, appends)
+}
+
 struct Counting {
     file: File,
     syncs: Arc<AtomicU64>,
