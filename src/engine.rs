@@ -266,7 +266,15 @@ impl Engine {
         }
         // Data FileSpin would refuse fails the run before anything is uploaded, not each asset after.
         if self.config.tag || manifest.entries.iter().any(|e| e.data().is_some()) {
+            let batch = self.config.batch.as_deref().map_or(0, str::len);
             for entry in manifest.entries.iter() {
+                // A tag alone is far from the limit unless the id is long (each byte is at most 6
+                // characters of JSON): no payload is built for the usual entry.
+                if entry.data().is_none()
+                    && (entry.id().len() + batch) * 6 + 40 < spinlift_manifest::MAX_DATA_CHARS
+                {
+                    continue;
+                }
                 if let Err(e) = crate::data::payload(entry, self.config.tag, self.config.batch.as_deref()) {
                     return Err(EngineError::Config(format!(
                         "entry {:?} (manifest {}, {}): {e}",

@@ -178,6 +178,13 @@ fn bad_metadata_stops_the_run_naming_the_entry_before_anything_is_uploaded() {
         let err = stderr_of(&output);
         assert!(err.contains(expected) && err.contains("assets[1]"), "{err}");
     }
+    // An id so long that the tag alone is over FileSpin's limit: refused up front too, saying how out.
+    let mut manifest: Value = serde_json::from_slice(&original).unwrap();
+    manifest["assets"][2]["id"] = json!("x".repeat(2100));
+    std::fs::write(&set.manifest, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let output = filespin.spinlift().args(["run", "-q"]).arg(&set.manifest).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("--no-tag"), "{}", stderr_of(&output));
     assert_eq!(filespin.emulator.stats().issued, 0, "no upload form was asked for");
 }
 
