@@ -126,7 +126,7 @@ impl EmulatorConfig {
     pub const DEFAULT_MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 }
 
-const DEFAULT_SECRET_ACCESS_KEY: &str = "spinlift-emulator-secret-access-key";
+pub(crate) const DEFAULT_SECRET_ACCESS_KEY: &str = "spinlift-emulator-secret-access-key";
 
 impl Default for EmulatorConfig {
     fn default() -> Self {

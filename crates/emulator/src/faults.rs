@@ -5,6 +5,10 @@
 //! (`upload_limit_exceeded`, `account_disabled`) are not faults but states of the account, and live in
 //! [`EmulatorConfig`](crate::EmulatorConfig).
 //!
+//! The source servers' faults ([`SourceFaults`], scopes `source.` and `web.`) live in `faults/source.rs`:
+//! the same grammar, seeding and draw, with the faults of a read (a brief `404`, a body cut off or
+//! stalled) instead of those of an upload. Everything below is about the FileSpin endpoints.
+//!
 //! # The order of the checks
 //!
 //! Every request to one of the four API endpoints (`content_storage_url`, `register_asset`, Get Data,
@@ -37,8 +41,11 @@
 //!
 //! [`Emulator::set_s3_outage`]: crate::Emulator::set_s3_outage
 
+mod source;
 mod spec;
 
+pub use source::SourceFaults;
+pub(crate) use source::{SourceDecision, SourceFault, SourceFaultPicker, SourceRefusal, SourceServer};
 pub(crate) use spec::duration as parse_duration;
 
 use std::num::NonZeroU32;
@@ -110,6 +117,12 @@ pub struct FaultConfig {
     /// is answered `503 SlowDown`. [`Emulator::set_s3_outage`](crate::Emulator::set_s3_outage) starts one
     /// at any moment.
     pub s3_outage: Option<(Duration, Duration)>,
+    /// Faults of the S3-compatible source, [`SourceBucket`](crate::SourceBucket) (spec scope `source`).
+    /// The [`Emulator`](crate::Emulator) ignores them.
+    pub source: SourceFaults,
+    /// Faults of the plain HTTP source, [`SourceWeb`](crate::SourceWeb) (spec scope `web`). The
+    /// [`Emulator`](crate::Emulator) ignores them.
+    pub web: SourceFaults,
 }
 
 /// The faults of one API endpoint: probabilities per request (each between 0 and 1, together at most 1,
@@ -265,6 +278,8 @@ impl FaultConfig {
             key_invalid_after,
             api_rps,
             s3_outage,
+            source,
+            web,
         } = self;
         [content_storage_url, register_asset, asset_data, update_data]
             .iter()
@@ -274,6 +289,8 @@ impl FaultConfig {
             && key_invalid_after.is_none()
             && api_rps.is_none()
             && s3_outage.is_none()
+            && source.is_none()
+            && web.is_none()
     }
 
     /// Checks what the types cannot: probabilities in `[0, 1]` adding up to at most 1 per endpoint,
@@ -291,6 +308,8 @@ impl FaultConfig {
         if self.api_rps == Some(0) {
             return Err("api.rps: the rate limit must be at least 1 request per second".into());
         }
+        self.source.validate("source")?;
+        self.web.validate("web")?;
         Ok(())
     }
 
@@ -339,6 +358,9 @@ enum Outcome {
     Drop,
     LostReply,
     SlowBody,
+    NotFound,
+    ResetMid,
+    Stall,
 }
 
 impl Outcome {
@@ -351,6 +373,9 @@ impl Outcome {
             Outcome::Drop => "drop",
             Outcome::LostReply => "lost_reply",
             Outcome::SlowBody => "slow_body",
+            Outcome::NotFound => "404",
+            Outcome::ResetMid => "reset_mid",
+            Outcome::Stall => "stall",
         }
     }
 }
@@ -512,7 +537,11 @@ impl Faults {
                         Outcome::Drop => Fault::Drop,
                         Outcome::LostReply => Fault::LostReply,
                         // Not among an API endpoint's outcomes.
-                        Outcome::SlowDown | Outcome::SlowBody => {
+                        Outcome::SlowDown
+                        | Outcome::SlowBody
+                        | Outcome::NotFound
+                        | Outcome::ResetMid
+                        | Outcome::Stall => {
                             Fault::Refuse(Refusal::ServerError(StatusCode::SERVICE_UNAVAILABLE))
                         }
                     })
@@ -537,6 +566,10 @@ impl Faults {
                         Outcome::Drop => Fault::Drop,
                         Outcome::LostReply => Fault::LostReply,
                         Outcome::SlowBody => Fault::SlowBody(faults.slow_body_pause),
+                        // Not among the S3 POST endpoint's outcomes.
+                        Outcome::NotFound | Outcome::ResetMid | Outcome::Stall => {
+                            Fault::Refuse(Refusal::ServerError(StatusCode::INTERNAL_SERVER_ERROR))
+                        }
                     })
                 };
                 Decision { delay: faults.latency.pick(latency_draw), fault }

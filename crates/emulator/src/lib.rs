@@ -1,4 +1,5 @@
-//! A local FileSpin: the upload API and an S3 POST endpoint, in-process or standalone.
+//! A local FileSpin — the upload API and an S3 POST endpoint — and the source servers a migration reads
+//! from, in-process or standalone.
 //!
 //! spinlift uploads a file into FileSpin in three steps ("Get Storage Upload URL", developers.filespin.io):
 //! ask `content_storage_url` for a signed S3 POST form, POST the file to S3 with that form, then
@@ -112,6 +113,114 @@
 //! [`Stats::faults_injected`] and [`Stats::rate_limited`], and [`Emulator::request_times`] gives every
 //! request's arrival time, so a test can check the rate a client kept to. The standalone server (`spinlift
 //! emulator`) runs the same code: whatever [`FaultConfig`] it is started with, it injects.
+//!
+//! # Source servers
+//!
+//! A migration from remote storage reads each file from a source — `s3://bucket/key` or an `https://`
+//! URL — and streams it into the S3 POST upload. Two more servers stand in for those sources, in-process
+//! or standalone, each on its own loopback port and failing the way real ones do:
+//!
+//! - [`SourceBucket`]: S3-compatible, on s3s over s3s-fs (the same stack as the S3 POST endpoint),
+//!   path-style (`http://127.0.0.1:<port>/<bucket>/<key>`), SigV4 header or presigned authentication with
+//!   [`SourceBucketConfig::access_key_id`] / [`SourceBucketConfig::secret_access_key`] (the emulator's
+//!   defaults unless set), requests signed for any region accepted.
+//! - [`SourceWeb`]: files from a directory over plain HTTP, as a web server or a CDN serves downloads.
+//!
+//! ```
+//! use spinlift_emulator::{SourceBucket, SourceBucketConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bucket = SourceBucket::start(SourceBucketConfig::default()).await?;
+//! let etag = bucket.put_object("source", "photos/a.jpg", b"...".to_vec()).await?;
+//! assert_eq!(etag, "\"2f43b42fd833d1e77420a8dae7419000\""); // the quoted MD5 of the bytes
+//!
+//! // What a user (or a test) hands to a client: AWS_ENDPOINT=http://127.0.0.1:<port>,
+//! // AWS_ACCESS_KEY_ID=…, AWS_SECRET_ACCESS_KEY=…, AWS_ALLOW_HTTP=true, AWS_REGION=us-east-1.
+//! println!("{}", bucket.env());
+//! // … read s3://source/photos/a.jpg through bucket.endpoint() …
+//! assert_eq!(bucket.stats().faults_injected, 0);
+//! bucket.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! On [`SourceBucket::endpoint`] (S3's XML errors from s3s unless said otherwise):
+//!
+//! | request | answers |
+//! |---|---|
+//! | `HEAD /<bucket>/<key>` | 200 `Content-Length`, `ETag`, `Last-Modified`; 404 `NoSuchKey` (no body) |
+//! | `GET /<bucket>/<key>` \[`Range`\] | 200 (206 with `Content-Range`) the bytes; 416 `InvalidRange`; 404 `NoSuchKey` |
+//! | either, with `If-Match` / `If-Unmodified-Since` | 412 `PreconditionFailed` when the condition fails |
+//! | either, with `If-None-Match` / `If-Modified-Since` | 304 (no body, `ETag` and `Last-Modified`) when not modified |
+//! | `GET /<bucket>?list-type=2[&prefix][&delimiter][&max-keys][&continuation-token][&start-after]` | ListObjectsV2: keys in order, at most 1,000 a page, `NextContinuationToken` while truncated, each key with its size, `LastModified` and `ETag`; `CommonPrefixes` with a delimiter |
+//! | `PUT /<bucket>/<key>` (also a copy, multipart uploads) | 200 with the `ETag` |
+//! | `DELETE /<bucket>/<key>`, `POST /<bucket>?delete` | 204 / 200; deleting a missing key succeeds, as in S3 |
+//! | no signature, a wrong one | 403 `AccessDenied`, 403 `SignatureDoesNotMatch` |
+//!
+//! What s3s-fs 0.14.1 does itself, and what the bucket adds so that it answers as S3 does:
+//!
+//! | | s3s-fs | the bucket |
+//! |---|---|---|
+//! | ETag | the quoted MD5 of a single-part object, saved beside it when put (`"<md5>-<parts>"` for a multipart upload); for a file placed on disk, the MD5 computed on every HEAD and GET | the same; a file put through S3 or [`SourceBucket::put_object`] changes its ETag with its bytes, but one rewritten on disk keeps its saved ETag (use `put_object`) |
+//! | `If-Match` and the other conditions | honoured on PutObject (and CopyObject's source), ignored on GetObject and HeadObject | evaluated for GET and HEAD (RFC 9110's order, which S3 follows), from the ETag and `Last-Modified` s3s-fs answers with |
+//! | listing | sorted, paged with a continuation token (the last key) and `max-keys`; no `ETag` per key; `max-keys` above 1,000 honoured | each key's ETag filled in; `max-keys` capped at 1,000, as S3 does |
+//! | delete | the file goes, its saved ETag and attributes stay | those go too, so that a file later placed under the key is not served with the old ETag |
+//! | `Range` | single ranges, suffix ranges | — |
+//!
+//! On [`SourceWeb::url`]:
+//!
+//! | request | answers |
+//! |---|---|
+//! | `GET /<path>` \[`Range: bytes=…`\] | 200 (206) the file under [`SourceWebConfig::dir`], `Content-Length`, `ETag` (the quoted MD5 of the content), `Last-Modified` (its modification time), `Accept-Ranges: bytes`; 416 for a range past the end; a multi-range is ignored (200) |
+//! | `HEAD /<path>` | the same headers, no body; 405 with `Allow: GET` when [`SourceWebConfig::head`] is off |
+//! | with conditions ([`SourceWebConfig::preconditions`], default on) | 412 (`If-Match`, `If-Unmodified-Since`), 304 (`If-None-Match`, `If-Modified-Since`); off, they are ignored |
+//! | a directory, a missing file, a path with `..` or a segment starting with `.` | 404 |
+//! | any other method | 405, `Allow: GET, HEAD` |
+//!
+//! The MD5 of a file is remembered while its size and modification time stay the same, except for a
+//! file modified in the last two seconds, which is hashed on every request (file times are too coarse
+//! to tell two quick rewrites apart).
+//!
+//! Both count what they serve ([`SourceStats`]: heads, gets, lists, puts, deletes, bytes served, `304`s,
+//! their own refusals, faults, rate-limited requests) and record every request's arrival
+//! ([`SourceBucket::request_times`], [`SourceWeb::request_times`]), so that a test can check the rate a
+//! client kept to (`--source-rps`).
+//!
+//! ## Their faults
+//!
+//! Configured in the same [`FaultConfig`] and spec grammar as the emulator's, under the scopes `source.`
+//! (the bucket) and `web.` (the web server) — see [`SourceFaults`] and [`FaultConfig::parse`] — and
+//! seeded by the same [`FaultConfig::seed`], each server from its own stream. A spec's FileSpin settings
+//! are ignored by the source servers and theirs by the [`Emulator`], so one spec can go to all three;
+//! a setting without a scope (`latency=`, `retry_after=`) is for the FileSpin endpoints only.
+//!
+//! | spec (`source.` / `web.`) | [`SourceBucket`] | [`SourceWeb`] |
+//! |---|---|---|
+//! | `5xx` (alias `500`) | 500 `InternalError` | 500 |
+//! | `503` | 503 `SlowDown` + `Retry-After` | 503 + `Retry-After` |
+//! | `429` | 429 `TooManyRequests` + `Retry-After` | 429 + `Retry-After` |
+//! | `404` | 404 `NoSuchKey` to a GET or HEAD of an object (others served) | 404 |
+//! | `drop` | the connection closes, no answer | the same |
+//! | `reset_mid` (alias `cut`) | a GET answered 2xx: the headers with the full `Content-Length`, half of the body, then the connection closes (others served) | the same |
+//! | `stall`, `stall_for` | a GET answered 2xx: half of the body, nothing for `stall_for` (default 30 s), then the rest | the same |
+//! | `rps` | 429 `TooManyRequests` + `Retry-After: 1` over a token bucket of `rps` requests/s | 429 + `Retry-After: 1` |
+//! | `latency`, `retry_after` | a delay before every answer; the `Retry-After` of injected 503s and 429s | the same |
+//!
+//! The probabilities of one server add up to at most 1: one draw per request picks at most one fault.
+//! A fault never changes what is stored: every error and drop happens before the request is served, and
+//! a cut or a stall only shortens or delays the answer. Over HTTP/1.1 a cut body delivers exactly half
+//! of its bytes before the close (the connection waits until hyper has flushed them to the socket);
+//! over HTTP/2 the stream is reset, and bytes still queued may be lost.
+//!
+//! ## Standalone
+//!
+//! The CLI (`spinlift emulator --source-dir DIR`) starts them with configs whose fields come from flags:
+//! a [`SourceBucketConfig`] with `dir: Some(DIR)` serves each directory `DIR/<bucket>` as a bucket
+//! (`source` by default, created if missing), and a [`SourceWebConfig`] with the same `dir` serves the
+//! same files at `/<bucket>/<key>` (s3s-fs's own files, at the top of `DIR` and starting with a `.`,
+//! are not served). [`SourceBucket::env`] gives the lines a user exports for a client, and
+//! [`SourceWeb::url`] the base of the files' URLs.
 #![warn(missing_docs)]
 
 mod api;
@@ -123,6 +232,7 @@ mod policy;
 mod s3;
 mod server;
 mod signing;
+mod source;
 mod state;
 
 use std::fmt;
@@ -138,7 +248,8 @@ use tokio::task::JoinHandle;
 
 pub use crate::config::{AssetErrorRule, EmulatorConfig};
 pub use crate::error::EmulatorError;
-pub use crate::faults::{ApiFaults, Endpoint, FaultConfig, Latency, S3Faults};
+pub use crate::faults::{ApiFaults, Endpoint, FaultConfig, Latency, S3Faults, SourceFaults};
+pub use crate::source::{SourceBucket, SourceBucketConfig, SourceStats, SourceWeb, SourceWebConfig};
 pub use crate::state::{IssuedForm, Registration, Stats};
 
 use crate::faults::Faults;

@@ -141,7 +141,7 @@ async fn serve(
 }
 
 /// Reads and discards at least `at_least` bytes of `body` (or all of it, if shorter); returns how many.
-async fn read_body(mut body: Incoming, at_least: u64) -> u64 {
+pub(crate) async fn read_body(mut body: Incoming, at_least: u64) -> u64 {
     let mut read = 0;
     while read < at_least {
         match poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
@@ -154,7 +154,7 @@ async fn read_body(mut body: Incoming, at_least: u64) -> u64 {
 
 /// Closes the request's connection without answering. Without one (a request that did not come through
 /// `server::spawn`) there is nothing to close: a 500 says so.
-async fn close(connection: Option<Connection>) -> Response<s3s::Body> {
+pub(crate) async fn close(connection: Option<Connection>) -> Response<s3s::Body> {
     match connection {
         Some(connection) => connection.close().await,
         None => tracing::warn!("cannot drop a connection the emulator's server did not accept"),
@@ -186,7 +186,7 @@ fn refusal_response(refusal: Refusal) -> Response<s3s::Body> {
     }
 }
 
-fn xml_error(status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
+pub(crate) fn xml_error(status: StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
     );

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{ApiFaults, FaultConfig, Latency, S3Faults};
+use super::{ApiFaults, FaultConfig, Latency, S3Faults, SourceFaults};
 
 /// Which endpoints a `<scope>.<setting>` applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +16,8 @@ enum Scope {
     AssetData,
     UpdateData,
     S3,
-    /// Every endpoint (a setting without a scope: `latency=`, `retry_after=`).
+    /// Every FileSpin endpoint, the API's and S3's (a setting without a scope: `latency=`,
+    /// `retry_after=`). Not the source servers: they are another service.
     All,
 }
 
@@ -29,8 +30,8 @@ impl FaultConfig {
     /// seed=<u64>                     seeds every random choice (default 0)
     /// key_invalid_after=<n>          401 from the (n+1)-th API request on
     /// api.rps=<n>                    the API's rate limit, requests per second (alias api_rps)
-    /// latency=<latency>              added to every endpoint
-    /// retry_after=<seconds>          Retry-After of injected 429s on every endpoint (default 1)
+    /// latency=<latency>              added to every FileSpin endpoint (api and s3)
+    /// retry_after=<seconds>          Retry-After of injected 429s on every FileSpin endpoint (default 1)
     ///
     /// <scope>.5xx=<p>                scope: api (the four API endpoints), content_storage_url (alias
     /// <scope>.429=<p>                storage_url), register_asset (alias register), asset_data (alias
@@ -44,6 +45,18 @@ impl FaultConfig {
     /// s3.outage=<duration>           503 SlowDown for the first <duration> after the start
     /// s3.outage=<start>+<length>     … or from <start> after the start, for <length>
     ///
+    /// <src>.5xx=<p>                  src: source (the SourceBucket) or web (the SourceWeb); 500 (alias
+    /// <src>.503=<p>                  <src>.500); 503 + Retry-After; 429 + Retry-After; 404 as if
+    /// <src>.429=<p>                  missing (source: GET/HEAD of an object only); the connection closed
+    /// <src>.404=<p>                  without an answer; a GET's body cut after half (alias <src>.cut);
+    /// <src>.drop=<p>                 a GET's body paused after half …
+    /// <src>.reset_mid=<p>
+    /// <src>.stall=<p>
+    /// <src>.stall_for=<duration>     … for this long (default 30s)
+    /// <src>.rps=<n>                  a rate limit, requests per second: 429 + Retry-After: 1 over it
+    /// <src>.latency=<latency>
+    /// <src>.retry_after=<seconds>    Retry-After of injected 503s and 429s (default 1)
+    ///
     /// <p>         a probability: 0.05 or 5%
     /// <duration>  a number and a unit, ns us ms s m or h: 250ms, 1.5s
     /// <latency>   <duration> (fixed) or <duration>..<duration> (uniformly random between)
@@ -51,7 +64,8 @@ impl FaultConfig {
     /// ```
     ///
     /// For example `seed=7,api.5xx=0.08,api.429=0.05,api.drop=0.03,s3.503=0.05,s3.drop=0.05,latency=20ms,
-    /// api.rps=30,key_invalid_after=100`. [`Display`](fmt::Display) writes a config back in this syntax
+    /// api.rps=30,key_invalid_after=100`, or for a source `seed=7,source.503=0.05,source.drop=0.05,
+    /// source.reset_mid=0.05,source.latency=5ms..20ms,source.rps=20`. [`Display`](fmt::Display) writes a config back in this syntax
     /// (settings left at their default omitted), and parsing that gives the same config.
     ///
     /// # Errors
@@ -88,6 +102,15 @@ fn apply(config: &mut FaultConfig, key: &str, value: &str) -> Result<(), String>
         "retry_after" => scoped(config, Scope::All, "retry_after", value)?,
         _ => {
             let (scope, setting) = key.split_once('.').ok_or_else(|| unknown(key))?;
+            let source = match scope {
+                "source" => Some(&mut config.source),
+                "web" => Some(&mut config.web),
+                _ => None,
+            };
+            if let Some(faults) = source {
+                return source_setting(faults, setting, value)
+                    .map_err(|e| if e.is_empty() { unknown(key) } else { e });
+            }
             let scope = match scope {
                 "api" => Scope::Api,
                 "content_storage_url" | "storage_url" => Scope::ContentStorageUrl,
@@ -156,6 +179,30 @@ fn scoped(config: &mut FaultConfig, scope: Scope, setting: &str, value: &str) ->
     Ok(())
 }
 
+/// Applies `source.<setting>=<value>` or `web.<setting>=<value>`; an empty error means "no such setting".
+fn source_setting(faults: &mut SourceFaults, setting: &str, value: &str) -> Result<(), String> {
+    match setting {
+        "latency" => faults.latency = latency(value)?,
+        "retry_after" => faults.retry_after_secs = seconds(value)?,
+        "stall_for" => faults.stall_for = duration(value)?,
+        "rps" => faults.rps = Some(integer(value)?),
+        _ => {
+            let p = probability(value)?;
+            *match setting {
+                "5xx" | "500" => &mut faults.server_error,
+                "503" => &mut faults.slow_down,
+                "429" => &mut faults.too_many_requests,
+                "404" => &mut faults.not_found,
+                "drop" => &mut faults.drop_connection,
+                "reset_mid" | "cut" => &mut faults.reset_mid,
+                "stall" => &mut faults.stall,
+                _ => return Err(String::new()),
+            } = p;
+        }
+    }
+    Ok(())
+}
+
 fn api_probability<'a>(faults: &'a mut ApiFaults, setting: &str) -> &'a mut f64 {
     match setting {
         "5xx" => &mut faults.server_error,
@@ -181,7 +228,9 @@ fn unknown(key: &str) -> String {
     format!(
         "unknown setting {key:?}; known: seed, key_invalid_after, api.rps, latency, retry_after, \
          <scope>.{{5xx,429,drop,lost_reply,latency,retry_after}} for scope api, content_storage_url, \
-         register_asset, asset_data, update_data or s3, and s3.{{503,slow_body,slow_body_pause,outage}}"
+         register_asset, asset_data, update_data or s3, s3.{{503,slow_body,slow_body_pause,outage}}, and \
+         <src>.{{5xx,503,429,404,drop,reset_mid,stall,stall_for,rps,latency,retry_after}} for src source \
+         or web"
     )
 }
 
@@ -304,6 +353,8 @@ impl fmt::Display for FaultConfig {
             key_invalid_after,
             api_rps,
             s3_outage,
+            source,
+            web,
         } = self;
         if *seed != 0 {
             settings.push(format!("seed={seed}"));
@@ -370,7 +421,40 @@ impl fmt::Display for FaultConfig {
         if let Some(n) = key_invalid_after {
             settings.push(format!("key_invalid_after={n}"));
         }
+        for (scope, faults) in [("source", source), ("web", web)] {
+            write_source(&mut settings, scope, faults);
+        }
         f.write_str(&settings.join(","))
+    }
+}
+
+/// The settings of one source server that differ from the default.
+fn write_source(settings: &mut Vec<String>, scope: &str, faults: &SourceFaults) {
+    let default = SourceFaults::default();
+    for (p, name) in [
+        (faults.server_error, "5xx"),
+        (faults.slow_down, "503"),
+        (faults.too_many_requests, "429"),
+        (faults.not_found, "404"),
+        (faults.drop_connection, "drop"),
+        (faults.reset_mid, "reset_mid"),
+        (faults.stall, "stall"),
+    ] {
+        if p != 0.0 {
+            settings.push(format!("{scope}.{name}={p}"));
+        }
+    }
+    if faults.stall_for != default.stall_for {
+        settings.push(format!("{scope}.stall_for={}", ShowDuration(faults.stall_for)));
+    }
+    if let Some(rps) = faults.rps {
+        settings.push(format!("{scope}.rps={rps}"));
+    }
+    if faults.latency != default.latency {
+        settings.push(format!("{scope}.latency={}", ShowLatency(faults.latency)));
+    }
+    if faults.retry_after_secs != default.retry_after_secs {
+        settings.push(format!("{scope}.retry_after={}", faults.retry_after_secs));
     }
 }
 
@@ -397,6 +481,46 @@ mod tests {
         }
         for bad in ["20", "ms", "1..2s", "1.2.3s", "-1s", "20 parsecs", "99999999999999999999m"] {
             assert!(duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn source_scopes_parse_and_round_trip() {
+        let config = FaultConfig::parse(
+            "seed=4,source.503=0.05,source.500=1%,source.drop=0.05,source.cut=0.05,source.latency=1ms..3ms,\
+             source.rps=20,source.404=0.01,web.stall=0.5,web.stall_for=250ms,web.retry_after=3s,web.429=0.1",
+        )
+        .unwrap();
+        assert_eq!(config.source.slow_down, 0.05);
+        assert_eq!(config.source.server_error, 0.01);
+        assert_eq!(config.source.reset_mid, 0.05);
+        assert_eq!(config.source.rps, Some(20));
+        assert_eq!(
+            config.source.latency,
+            Latency::between(Duration::from_millis(1), Duration::from_millis(3))
+        );
+        assert_eq!(config.web.stall_for, Duration::from_millis(250));
+        assert_eq!(config.web.retry_after_secs, 3);
+        // The FileSpin endpoints are untouched, and a scope-less setting leaves the sources alone.
+        assert!(config.content_storage_url.latency.is_none() && config.s3.latency.is_none());
+        let written = config.to_string();
+        assert_eq!(
+            written,
+            "seed=4,source.5xx=0.01,source.503=0.05,source.404=0.01,source.drop=0.05,source.reset_mid=0.05,\
+             source.rps=20,source.latency=1ms..3ms,web.429=0.1,web.stall=0.5,web.stall_for=250ms,web.retry_after=3"
+        );
+        assert_eq!(FaultConfig::parse(&written).unwrap(), config);
+        assert_eq!(FaultConfig::parse("latency=5ms").unwrap().source, SourceFaults::default());
+
+        for (spec, message) in [
+            ("source.slow_body=0.1", "unknown setting \"source.slow_body\""),
+            ("web.lost_reply=0.1", "unknown setting \"web.lost_reply\""),
+            ("source.rps=0", "source.rps: the rate limit must be at least 1"),
+            ("web.503=0.6,web.drop=0.6", "web: the fault probabilities add up to 1.2"),
+            ("source.stall_for=soon", "does not start with a number"),
+        ] {
+            let error = FaultConfig::parse(spec).unwrap_err();
+            assert!(error.contains(message), "{spec:?}: {error:?} should say {message:?}");
         }
     }
 
