@@ -146,7 +146,7 @@ fn form(asset_id: &str) -> serde_json::Value {
 
 /// The life of one entry through the three-step upload, one record per step.
 fn life_of(id: &str, asset_id: &str) -> Vec<Record> {
-    let stamp = SourceStamp { size: 3, mtime_ms: 1_715_787_000_000 };
+    let stamp = SourceStamp { size: 3, mtime_ms: 1_715_787_000_000, tag: 0 };
     vec![
         Record::new(id, State::Pending),
         Record::new(id, State::FormIssued { asset_id: asset_id.into(), expires_at: FORM_EXPIRES })

@@ -21,6 +21,10 @@ pub enum Step {
     SetData,
     /// `GET /api/v1/assets/{id}/data`: reading the asset back to verify it.
     Verify,
+    /// Reading a remote source (an S3, GCS or Azure object, an HTTP(S) URL): its metadata before the
+    /// form is asked for, or its bytes for the upload. Its 401/403 fail the asset, not the batch: they
+    /// are the source's, not FileSpin's.
+    ReadSource,
 }
 
 impl std::fmt::Display for Step {
@@ -31,6 +35,7 @@ impl std::fmt::Display for Step {
             Step::Register => "registering the asset",
             Step::SetData => "setting the asset's data",
             Step::Verify => "verifying the asset",
+            Step::ReadSource => "reading the source",
         })
     }
 }
@@ -203,6 +208,26 @@ mod tests {
                 assert_eq!(classify(&Failure::new(step, kind, "x")), Disposition::Retry);
             }
         }
+    }
+
+    #[test]
+    fn a_remote_source_is_retried_when_busy_and_fails_the_asset_when_refused_or_gone() {
+        let source =
+            |status: u16, code: Option<&str>| super::tests::status(Step::ReadSource, status, code, "m");
+        assert_eq!(source(503, Some("SlowDown")), Disposition::Retry);
+        assert_eq!(source(500, None), Disposition::Retry);
+        assert_eq!(source(429, None), Disposition::Retry);
+        // The source's refusal is not FileSpin's: the batch goes on, and no fresh form is asked for.
+        assert_eq!(source(403, Some("AccessDenied")), Disposition::FailAsset);
+        assert_eq!(source(401, None), Disposition::FailAsset);
+        assert_eq!(source(404, Some("NoSuchKey")), Disposition::FailAsset);
+        for kind in [FailureKind::Network, FailureKind::Timeout, FailureKind::SourceChanged] {
+            assert_eq!(classify(&Failure::new(Step::ReadSource, kind, "x")), Disposition::Retry);
+        }
+        assert_eq!(
+            classify(&Failure::new(Step::ReadSource, FailureKind::Source, "x")),
+            Disposition::FailAsset
+        );
     }
 
     #[test]

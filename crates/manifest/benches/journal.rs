@@ -56,9 +56,11 @@ fn uploaded(i: u64) -> Record {
                    "x-amz-credential": "AKIAEXAMPLE/20240101/us-east-1/s3/aws4_request",
                    "x-amz-signature": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
     });
-    Record::new(format!("photos/2024/IMG_{i:07}.jpg"), state)
-        .with_form(form)
-        .with_source(SourceStamp { size: 2_345_678, mtime_ms: 1_699_990_000_000 })
+    Record::new(format!("photos/2024/IMG_{i:07}.jpg"), state).with_form(form).with_source(SourceStamp {
+        size: 2_345_678,
+        mtime_ms: 1_699_990_000_000,
+        tag: 0,
+    })
 }
 
 fn bench_append(c: &mut Criterion) {

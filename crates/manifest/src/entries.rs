@@ -29,6 +29,7 @@ struct Arena {
 #[derive(Clone, Copy)]
 struct Span {
     start: u32,
+    /// The path's length; [`REMOTE`] set for a remote entry (its `source`).
     path_len: u32,
     /// `SAME`: the id is the path.
     id_len: u32,
@@ -43,6 +44,9 @@ struct Span {
 }
 
 const SAME: u32 = u32::MAX;
+/// The bit of [`Span::path_len`] that marks a remote entry (texts are under 4 GiB in all, so a single
+/// path is far under 2 GiB).
+const REMOTE: u32 = 1 << 31;
 
 /// One manifest entry: a file to upload. A view into the manifest's [`Entries`]; `Copy`.
 #[derive(Clone, Copy)]
@@ -56,13 +60,34 @@ impl<'a> Entry<'a> {
     pub fn id(&self) -> &'a str {
         match self.span.id_len {
             SAME => self.path(),
-            len => self.slice(self.span.start + self.span.path_len, len),
+            len => self.slice(self.span.start + self.path_len(), len),
         }
     }
 
-    /// The path as written in the manifest, relative to the root.
+    /// The path as written in the manifest, relative to the root; for a remote entry its `source` as
+    /// written (a URL, or a key relative to the manifest's `source_root`), which may carry a query:
+    /// show [`shown_path`](Self::shown_path) instead.
     pub fn path(&self) -> &'a str {
-        self.slice(self.span.start, self.span.path_len)
+        self.slice(self.span.start, self.path_len())
+    }
+
+    /// Whether the entry names a remote object (`source`) rather than a local file (`path`).
+    pub fn is_remote(&self) -> bool {
+        self.span.path_len & REMOTE != 0
+    }
+
+    /// The path as reports, errors and logs show it: a remote entry's source without its query (which
+    /// may be a signature) and user information; a local path as written.
+    pub fn shown_path(&self) -> std::borrow::Cow<'a, str> {
+        if self.is_remote() && self.path().contains(['?', '#', '@']) {
+            std::borrow::Cow::Owned(crate::remote::redact(self.path()))
+        } else {
+            std::borrow::Cow::Borrowed(self.path())
+        }
+    }
+
+    fn path_len(&self) -> u32 {
+        self.span.path_len & !REMOTE
     }
 
     /// The file name FileSpin is told (default: the path's last component).
@@ -71,7 +96,7 @@ impl<'a> Entry<'a> {
             SAME => last_component(self.path()),
             len => {
                 let id_len = if self.span.id_len == SAME { 0 } else { self.span.id_len };
-                self.slice(self.span.start + self.span.path_len + id_len, len)
+                self.slice(self.span.start + self.path_len() + id_len, len)
             }
         }
     }
@@ -83,7 +108,7 @@ impl<'a> Entry<'a> {
         }
         let id_len = if self.span.id_len == SAME { 0 } else { self.span.id_len };
         let filename_len = if self.span.filename_len == SAME { 0 } else { self.span.filename_len };
-        Some(self.slice(self.span.start + self.span.path_len + id_len + filename_len, self.span.data_len))
+        Some(self.slice(self.span.start + self.path_len() + id_len + filename_len, self.span.data_len))
     }
 
     /// Where the entry is in the manifest.
@@ -103,7 +128,8 @@ impl std::fmt::Debug for Entry<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Entry")
             .field("id", &self.id())
-            .field("path", &self.path())
+            .field("path", &self.shown_path())
+            .field("remote", &self.is_remote())
             .field("filename", &self.filename())
             .field("position", &self.position())
             .finish()
@@ -114,6 +140,7 @@ impl PartialEq for Entry<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.id() == other.id()
             && self.path() == other.path()
+            && self.is_remote() == other.is_remote()
             && self.filename() == other.filename()
             && self.position() == other.position()
     }
@@ -192,10 +219,12 @@ impl EntriesBuilder {
     }
 
     /// Adds an entry; `Err` with a message when the manifest outgrows the arena.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push(
         &mut self,
         id: Option<&str>,
         path: &str,
+        remote: bool,
         filename: &str,
         data: Option<&str>,
         index: usize,
@@ -205,6 +234,9 @@ impl EntriesBuilder {
         let filename = (filename != last_component(path)).then_some(filename);
         let data = data.unwrap_or_default();
         let added = path.len() + id.map_or(0, str::len) + filename.map_or(0, str::len) + data.len();
+        if path.len() >= REMOTE as usize {
+            return Err("a path or source longer than 2 GiB".into());
+        }
         if self.arena.text.len() + added > MAX_TEXT {
             return Err("the manifest's paths and ids exceed 4 GiB: split it into several manifests, \
                         or run it in shards (--shard)"
@@ -221,7 +253,7 @@ impl EntriesBuilder {
         self.arena.text.push_str(data);
         self.arena.spans.push(Span {
             start,
-            path_len: path.len() as u32,
+            path_len: path.len() as u32 | if remote { REMOTE } else { 0 },
             id_len: id.map_or(SAME, |id| id.len() as u32),
             filename_len: filename.map_or(SAME, |f| f.len() as u32),
             data_len: data.len() as u32,
@@ -255,9 +287,9 @@ mod tests {
     #[test]
     fn defaults_are_not_stored_and_come_back() {
         let mut b = EntriesBuilder::default();
-        b.push(None, "photos/a.jpg", "a.jpg", None, 0, Some(2)).unwrap();
-        b.push(Some("legacy-7"), "b.jpg", "renamed.jpg", Some(r#"{"k":1}"#), 1, None).unwrap();
-        b.push(Some("c.jpg"), "c.jpg", "c.jpg", None, 2, None).unwrap();
+        b.push(None, "photos/a.jpg", false, "a.jpg", None, 0, Some(2)).unwrap();
+        b.push(Some("legacy-7"), "b.jpg", false, "renamed.jpg", Some(r#"{"k":1}"#), 1, None).unwrap();
+        b.push(Some("c.jpg"), "c.jpg", false, "c.jpg", None, 2, None).unwrap();
         let entries = b.finish();
         assert_eq!(entries.inner.text, r#"photos/a.jpgb.jpglegacy-7renamed.jpg{"k":1}c.jpg"#);
         let a = entries.at(0);

@@ -30,12 +30,14 @@ mod entries;
 mod error;
 mod manifest;
 mod paths;
+mod remote;
 mod shard;
 
 pub use entries::{Entries, Entry};
 pub use error::{ManifestError, Position};
 pub use manifest::{Format, MAX_DATA_CHARS, Manifest, ManifestBuilder, VERSION, validate_data};
 pub use paths::{escapes_root, resolve_within};
+pub use remote::{SOURCE_SCHEMES, redact as redact_source};
 pub use shard::Shard;
 
 pub mod journal;

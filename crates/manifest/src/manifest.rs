@@ -38,6 +38,9 @@ pub struct Manifest {
     pub source: PathBuf,
     /// The directory every entry's path is relative to.
     pub root: PathBuf,
+    /// The URL prefix every relative remote entry (`source`) is under, ending in `/`
+    /// (`s3://old-dam/media/`), if the manifest gives one.
+    pub source_root: Option<String>,
     /// `service_data` to send with every registration (a JSON object), if the manifest gives one.
     pub service_data: Option<serde_json::Value>,
     /// The entries, in manifest order; ids are unique. Only this shard's, when the manifest was loaded
@@ -77,6 +80,8 @@ struct RawManifest {
     #[serde(default)]
     root: Option<String>,
     #[serde(default)]
+    source_root: Option<String>,
+    #[serde(default)]
     service_data: Option<serde_json::Value>,
     #[serde(default)]
     data_schema_id: Option<u64>,
@@ -89,6 +94,9 @@ struct RawHeader {
     version: u32,
     #[serde(default)]
     root: Option<String>,
+    /// The URL prefix relative `source` entries are under (`s3://bucket/prefix/`).
+    #[serde(default)]
+    source_root: Option<String>,
     #[serde(default)]
     service_data: Option<serde_json::Value>,
     #[serde(default)]
@@ -98,14 +106,25 @@ struct RawHeader {
 /// A JSON Lines manifest without a header line: the current version, the manifest's directory as root.
 impl Default for RawHeader {
     fn default() -> Self {
-        RawHeader { version: VERSION, root: None, service_data: None, data_schema_id: None }
+        RawHeader {
+            version: VERSION,
+            root: None,
+            source_root: None,
+            service_data: None,
+            data_schema_id: None,
+        }
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawEntry {
-    path: String,
+    /// A local file, relative to `root`.
+    #[serde(default)]
+    path: Option<String>,
+    /// A remote object: a URL, or a key relative to `source_root`.
+    #[serde(default)]
+    source: Option<String>,
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
@@ -121,6 +140,11 @@ struct RawEntry {
     #[serde(default)]
     #[allow(dead_code)]
     mtime_ms: Option<i64>,
+    /// A remote object's ETag when it was listed (informational: a run reads the object's current
+    /// ETag and records that).
+    #[serde(default)]
+    #[allow(dead_code)]
+    etag: Option<String>,
 }
 
 impl Manifest {
@@ -176,6 +200,7 @@ impl Manifest {
         let header = RawHeader {
             version: m.version,
             root: m.root,
+            source_root: m.source_root,
             service_data: m.service_data,
             data_schema_id: m.data_schema_id,
         };
@@ -236,8 +261,33 @@ impl Manifest {
     }
 
     /// The file of `entry` on disk, refused when it leaves the root once symlinks are followed.
+    /// A remote entry has no file: see [`Manifest::source_url`].
     pub fn resolve(&self, entry: &Entry<'_>) -> Result<PathBuf, ManifestError> {
+        if entry.is_remote() {
+            return Err(ManifestError::Source {
+                path: entry.shown_path().into_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a remote entry has no local file",
+                ),
+            });
+        }
         resolve_within(&self.root, entry.path())
+    }
+
+    /// The URL of a remote entry's object as written, its `source` joined to `source_root` when it
+    /// is relative (checked when the manifest was read: it stays under `source_root`); `None` for a
+    /// local entry. It may carry a query (an https source's signature): show it only through
+    /// [`redact_source`](crate::redact_source).
+    pub fn source_url(&self, entry: &Entry<'_>) -> Option<String> {
+        if !entry.is_remote() {
+            return None;
+        }
+        let source = entry.path();
+        Some(match &self.source_root {
+            Some(root) if !crate::remote::is_absolute(source) => format!("{root}{source}"),
+            _ => source.to_owned(),
+        })
     }
 }
 
@@ -270,6 +320,7 @@ impl Manifest {
     pub fn builder(root: impl Into<PathBuf>) -> ManifestBuilder {
         let inner = Builder {
             root: root.into(),
+            source_root: None,
             service_data: None,
             entries: EntriesBuilder::default(),
             shard: None,
@@ -283,8 +334,7 @@ impl Manifest {
 impl ManifestBuilder {
     /// Adds the file at `path` (relative to the root), with the path as its id.
     pub fn entry(mut self, path: impl Into<String>) -> Result<Self, ManifestError> {
-        let raw =
-            RawEntry { path: path.into(), id: None, filename: None, data: None, size: None, mtime_ms: None };
+        let raw = RawEntry { path: Some(path.into()), ..RawEntry::default() };
         self.inner.push(raw, None)?;
         Ok(self)
     }
@@ -298,14 +348,39 @@ impl ManifestBuilder {
         filename: Option<&str>,
     ) -> Result<Self, ManifestError> {
         let raw = RawEntry {
-            path: path.into(),
+            path: Some(path.into()),
             id: Some(id.into()),
             filename: filename.map(str::to_owned),
-            data: None,
-            size: None,
-            mtime_ms: None,
+            ..RawEntry::default()
         };
         self.inner.push(raw, None)?;
+        Ok(self)
+    }
+
+    /// Adds a remote object, with an id of its own (`None`: the source as written, without query) and
+    /// the file name FileSpin is told (`None`: the URL's last segment). `source` is a URL
+    /// (`s3://bucket/key`, `gs://`, `az://`, `https://`), or a key relative to
+    /// [`source_root`](Self::source_root).
+    pub fn remote_entry(
+        mut self,
+        id: Option<&str>,
+        source: impl Into<String>,
+        filename: Option<&str>,
+    ) -> Result<Self, ManifestError> {
+        let raw = RawEntry {
+            source: Some(source.into()),
+            id: id.map(str::to_owned),
+            filename: filename.map(str::to_owned),
+            ..RawEntry::default()
+        };
+        self.inner.push(raw, None)?;
+        Ok(self)
+    }
+
+    /// The URL prefix relative remote entries are under (`s3://old-dam/media/`). Set it before adding
+    /// them.
+    pub fn source_root(mut self, root: &str) -> Result<Self, ManifestError> {
+        self.inner.source_root = Some(crate::remote::normalize_root(root).map_err(manifest_error)?);
         Ok(self)
     }
 
@@ -365,6 +440,8 @@ fn suggest_field(message: &str) -> Option<&str> {
 #[derive(Debug)]
 struct Builder {
     root: PathBuf,
+    /// Normalized: ends in `/`.
+    source_root: Option<String>,
     service_data: Option<serde_json::Value>,
     entries: EntriesBuilder,
     /// Only this shard's entries are kept (all are validated).
@@ -392,8 +469,10 @@ impl Builder {
             Some(r) => dir.join(r),
             None => dir.to_path_buf(),
         };
+        let source_root = header.source_root.as_deref().map(crate::remote::normalize_root).transpose();
         Ok(Builder {
             root,
+            source_root: source_root.map_err(manifest_error)?,
             service_data: header.service_data,
             entries: EntriesBuilder::default(),
             shard,
@@ -411,25 +490,58 @@ impl Builder {
             position: position.clone(),
             message,
         };
-        if e.path.is_empty() {
-            return Err(invalid("`path` is empty".into()));
-        }
-        if escapes_root(&self.root, &e.path) {
-            return Err(invalid(format!(
-                "path {:?} is outside the manifest's root {}; paths must stay inside the root",
-                e.path,
-                self.root.display()
-            )));
-        }
-        let filename = match &e.filename {
-            Some(f) => f.as_str(),
-            // A `&str` path's last component is UTF-8 too.
-            None => Path::new(&e.path).file_name().and_then(|f| f.to_str()).unwrap_or_default(),
+        let (written, remote) = match (&e.path, &e.source) {
+            (Some(path), None) => (path.as_str(), false),
+            (None, Some(source)) => (source.as_str(), true),
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "an entry has `path` (a local file) or `source` (a remote object), not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "missing field `path` (a local file) or `source` (a remote object: s3://, gs://, az://, \
+                     https://)"
+                        .into(),
+                ));
+            }
+        };
+        let default_filename;
+        let default_id;
+        let (filename, id) = if remote {
+            crate::remote::check_source(self.source_root.as_deref(), written).map_err(invalid)?;
+            default_filename = crate::remote::default_filename(written, self.source_root.as_deref());
+            default_id = crate::remote::redact(written);
+            let filename = match (&e.filename, &default_filename) {
+                (Some(f), _) => f.as_str(),
+                (None, Some(f)) => f.as_str(),
+                (None, None) => {
+                    return Err(invalid(format!(
+                        "source {default_id:?} names no file (its path ends in '/'): give a `filename`"
+                    )));
+                }
+            };
+            (filename, e.id.as_deref().unwrap_or(&default_id))
+        } else {
+            if written.is_empty() {
+                return Err(invalid("`path` is empty".into()));
+            }
+            if escapes_root(&self.root, written) {
+                return Err(invalid(format!(
+                    "path {written:?} is outside the manifest's root {}; paths must stay inside the root",
+                    self.root.display()
+                )));
+            }
+            let filename = match &e.filename {
+                Some(f) => f.as_str(),
+                // A `&str` path's last component is UTF-8 too.
+                None => Path::new(written).file_name().and_then(|f| f.to_str()).unwrap_or_default(),
+            };
+            (filename, e.id.as_deref().unwrap_or(written))
         };
         if filename.is_empty() || filename.contains('/') {
             return Err(invalid(format!("filename {filename:?} must be a non-empty name without '/'")));
         }
-        let id = e.id.as_deref().unwrap_or(&e.path);
         if id.is_empty() {
             return Err(invalid("`id` is empty".into()));
         }
@@ -440,7 +552,8 @@ impl Builder {
         if self.shard.is_some_and(|shard| !shard.contains(id)) {
             return Ok(());
         }
-        self.entries.push(e.id.as_deref(), &e.path, filename, data.as_deref(), index, line).map_err(invalid)
+        let id = (id != written).then_some(id);
+        self.entries.push(id, written, remote, filename, data.as_deref(), index, line).map_err(invalid)
     }
 
     /// Refuses an empty manifest and duplicate ids.
@@ -466,6 +579,7 @@ impl Builder {
         Ok(Manifest {
             source: PathBuf::from(SOURCE),
             root: self.root,
+            source_root: self.source_root,
             service_data: self.service_data,
             entries: entries.finish(),
             shard: self.shard,
@@ -518,7 +632,8 @@ fn first_duplicate(entries: &EntriesBuilder) -> Option<(usize, usize)> {
 
 fn is_header(line: &str) -> bool {
     matches!(serde_json::from_str::<serde_json::Value>(line),
-        Ok(serde_json::Value::Object(o)) if o.contains_key("version") && !o.contains_key("path"))
+        Ok(serde_json::Value::Object(o))
+            if o.contains_key("version") && !o.contains_key("path") && !o.contains_key("source"))
 }
 
 /// serde_json appends " at line L column C"; the position is reported separately.

@@ -35,6 +35,24 @@ pub fn escapes_root(root: &Path, path: &str) -> bool {
     depth == 0
 }
 
+/// Whether a relative key written with `/` (a remote entry under its `source_root`) leaves its root:
+/// the lexical rule of [`escapes_root`], on `/`-separated segments whatever the platform. An empty
+/// key, or one that comes back to the root itself, names no object and counts as out.
+pub(crate) fn climbs_out(key: &str) -> bool {
+    let mut depth: usize = 0;
+    for segment in key.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return true,
+            },
+            _ => depth += 1,
+        }
+    }
+    depth == 0
+}
+
 /// The real path of `path` under `root`, refused if it leaves `root` once symlinks are followed.
 pub fn resolve_within(root: &Path, path: &str) -> Result<PathBuf, ManifestError> {
     if escapes_root(root, path) {

@@ -88,13 +88,13 @@ fn any_record() -> impl Strategy<Value = Record> {
         proptest::sample::select(IDS.to_vec()),
         any_state(),
         proptest::option::of(any_form()),
-        proptest::option::of((any::<u64>(), any::<i64>())),
+        proptest::option::of((any::<u64>(), any::<i64>(), prop_oneof![Just(0u64), any::<u64>()])),
     )
         .prop_map(|(id, state, form, source)| Record {
             id: id.to_owned(),
             state,
             form,
-            source: source.map(|(size, mtime_ms)| SourceStamp { size, mtime_ms }),
+            source: source.map(|(size, mtime_ms, tag)| SourceStamp { size, mtime_ms, tag }),
         })
 }
 

@@ -246,6 +246,29 @@ impl FileSpinClient {
         self.upload(form, content, filename, Path::new(filename), on_bytes).await
     }
 
+    /// Step 2 from a source opened elsewhere (`spinlift-source`: a local file, an S3, GCS or Azure
+    /// object, an HTTP(S) URL), some of whose bytes may have been read already: as
+    /// [`upload_reader`](Self::upload_reader), with `body.prefix` sent first as if read then, and
+    /// `body.name` naming the source in errors. A reader that breaks off (reset, early end, stall)
+    /// fails with [`TransportError::SourceInterrupted`], which is retried.
+    pub async fn upload_source<R>(
+        &self,
+        form: &UploadForm,
+        body: SourceBody<R>,
+        filename: &str,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<UploadReceipt, TransportError>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+    {
+        check_expiry(form)?;
+        let shown = PathBuf::from(&body.name);
+        check_size(form, body.len, &shown)?;
+        let prefetch = Prefetch::from_prefix(body.prefix, body.len, body.ended);
+        let content = Content { reader: body.reader, len: body.len, prefetch };
+        self.upload(form, content, filename, &shown, on_bytes).await
+    }
+
     /// GETs JSON from the API at `url` with the key, under the API rate limit and timeout.
     async fn get_json(
         &self,
@@ -649,6 +672,32 @@ struct Content<R> {
     prefetch: Prefetch,
 }
 
+/// A source's bytes for [`FileSpinClient::upload_source`]: what was read of it already, and a reader
+/// for the rest.
+pub struct SourceBody<R> {
+    /// The source's length, as its metadata gave it: what the upload announces.
+    pub len: u64,
+    /// Its first bytes, read already (at most `len`); may be empty.
+    pub prefix: bytes::Bytes,
+    /// The source was seen to end right after `prefix` (`reader` is not read then).
+    pub ended: bool,
+    /// The rest of the source.
+    pub reader: R,
+    /// How errors name the source: a path, or a URL without its query.
+    pub name: String,
+}
+
+impl<R> std::fmt::Debug for SourceBody<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceBody")
+            .field("name", &self.name)
+            .field("len", &self.len)
+            .field("prefix", &self.prefix.len())
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A file opened for an upload, its first chunk read: see [`FileSpinClient::prepare_file`]. It is
 /// consumed by the upload; a retry prepares the file again.
 pub struct PreparedFile {
@@ -728,12 +777,25 @@ fn s3_status_error(
 fn source_failure(failure: BodyFailure, path: &Path, len: u64) -> TransportError {
     let path = PathBuf::from(path);
     match failure {
+        BodyFailure::Read(source) if interrupted(&source) => {
+            TransportError::SourceInterrupted { path, source }
+        }
         BodyFailure::Read(source) => TransportError::Source { step: Step::Upload, path, source },
         BodyFailure::Shorter { read } => {
             TransportError::SourceChanged { path, expected: len, found: Some(read) }
         }
         BodyFailure::Longer => TransportError::SourceChanged { path, expected: len, found: None },
     }
+}
+
+/// Whether a read error is a remote source's connection breaking off rather than a file that cannot
+/// be read: see [`TransportError::SourceInterrupted`].
+fn interrupted(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | TimedOut | UnexpectedEof
+    )
 }
 
 fn check_expiry(form: &UploadForm) -> Result<(), TransportError> {

@@ -79,6 +79,18 @@ pub enum TransportError {
         /// The I/O error.
         source: io::Error,
     },
+    /// Reading a remote source broke off in the middle (its connection was reset, its body ended
+    /// before its announced length, it stalled): the upload was cut off before its end, so storage did
+    /// not take it, and the same upload is tried again. Told apart from [`TransportError::Source`] by
+    /// the I/O error's kind: `ConnectionReset`, `ConnectionAborted`, `BrokenPipe`, `NotConnected`,
+    /// `TimedOut` or `UnexpectedEof` (a local file that ends early is
+    /// [`TransportError::SourceChanged`] instead).
+    SourceInterrupted {
+        /// The file name given to [`upload_reader`](crate::FileSpinClient::upload_reader).
+        path: PathBuf,
+        /// The I/O error the source's reader gave.
+        source: io::Error,
+    },
     /// The source's length differs from what was announced: it changed while it was read. The upload
     /// was cut off before its end, so storage did not take it.
     SourceChanged {
@@ -112,6 +124,7 @@ impl TransportError {
             | TransportError::InvalidResponse { step, .. }
             | TransportError::Source { step, .. } => *step,
             TransportError::FormExpired { .. }
+            | TransportError::SourceInterrupted { .. }
             | TransportError::SourceChanged { .. }
             | TransportError::TooLarge { .. } => Step::Upload,
         }
@@ -127,6 +140,7 @@ impl TransportError {
     /// | `InvalidResponse` | `InvalidResponse` |
     /// | `FormExpired` | `FormExpired` |
     /// | `Source` | `Source` |
+    /// | `SourceInterrupted` | `Network` (`Timeout` for a stall) |
     /// | `SourceChanged` | `SourceChanged` |
     /// | `TooLarge` | `TooLarge` |
     /// | `Config` | `Status { status: 0, code: "CLIENT_CONFIG" }` — core has no kind for a local setup error; this one classifies as "fail" |
@@ -143,6 +157,10 @@ impl TransportError {
             TransportError::InvalidResponse { .. } => FailureKind::InvalidResponse,
             TransportError::FormExpired { .. } => FailureKind::FormExpired,
             TransportError::Source { .. } => FailureKind::Source,
+            TransportError::SourceInterrupted { source, .. } if source.kind() == io::ErrorKind::TimedOut => {
+                FailureKind::Timeout
+            }
+            TransportError::SourceInterrupted { .. } => FailureKind::Network,
             TransportError::SourceChanged { .. } => FailureKind::SourceChanged,
             TransportError::TooLarge { .. } => FailureKind::TooLarge,
         };
@@ -208,6 +226,9 @@ impl TransportError {
             }
             TransportError::Source { path, source, .. } => {
                 format!("cannot read {}: {source}", path.display())
+            }
+            TransportError::SourceInterrupted { path, source } => {
+                format!("reading the source {} broke off: {source}", path.display())
             }
             TransportError::SourceChanged { path, expected, found } => match found {
                 Some(found) => format!(
@@ -351,6 +372,24 @@ mod tests {
                 Step::Upload,
                 FailureKind::Source,
                 Disposition::FailAsset,
+            ),
+            (
+                TransportError::SourceInterrupted {
+                    path: "s3://b/x".into(),
+                    source: io::Error::from(io::ErrorKind::ConnectionReset),
+                },
+                Step::Upload,
+                FailureKind::Network,
+                Disposition::Retry,
+            ),
+            (
+                TransportError::SourceInterrupted {
+                    path: "s3://b/x".into(),
+                    source: io::Error::from(io::ErrorKind::TimedOut),
+                },
+                Step::Upload,
+                FailureKind::Timeout,
+                Disposition::Retry,
             ),
             (
                 TransportError::SourceChanged { path: "/x".into(), expected: 5, found: Some(3) },

@@ -108,7 +108,7 @@ mod s3_error;
 mod secret;
 mod stats;
 
-pub use client::{FileSpinClient, PreparedFile};
+pub use client::{FileSpinClient, PreparedFile, SourceBody};
 pub use config::{ClientConfig, parse_bandwidth};
 pub use data::{AssetData, AssetStatus, DataUpdate, MAX_DATA_CHARS, UpdateMode, UpdateOutcome};
 pub use error::TransportError;

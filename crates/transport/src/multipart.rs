@@ -168,6 +168,27 @@ impl Default for Prefetch {
 }
 
 impl Prefetch {
+    /// What a caller read of a source of `len` bytes before the upload: `prefix`, hashed here, and
+    /// whether the source was seen to end right after it. A prefix longer than `len` is the source
+    /// being longer than announced; one that ends short of `len`, its being shorter.
+    pub(crate) fn from_prefix(prefix: Bytes, len: u64, ended: bool) -> Prefetch {
+        let mut prefetch = Prefetch::default();
+        let read = prefix.len() as u64;
+        if read > len {
+            prefetch.end = Some(Err(BodyFailure::Longer));
+            return prefetch;
+        }
+        if !prefix.is_empty() {
+            prefetch.hasher.update(&prefix);
+            prefetch.read = read;
+            prefetch.chunk = Some(prefix);
+        }
+        if ended {
+            prefetch.end = Some(if read == len { Ok(()) } else { Err(BodyFailure::Shorter { read }) });
+        }
+        prefetch
+    }
+
     /// Reads the first chunk of a source of `len` bytes (and, when that is all of it, checks that it
     /// ends there), blocking: for a thread where blocking is allowed.
     pub(crate) fn read(source: &mut impl Read, len: u64) -> Prefetch {
@@ -628,6 +649,34 @@ mod tests {
         assert!(
             matches!(collected.outcome.take_failure(), Some(BodyFailure::Shorter { read }) if read == expected)
         );
+    }
+
+    /// A prefix read by someone else (a source's first bytes) gives the same body and MD5 as the bytes
+    /// streamed, wherever it is cut; a prefix that shows the source shorter or longer fails as the
+    /// stream would.
+    #[tokio::test]
+    async fn a_given_prefix_gives_the_same_body_as_one_read_in_the_stream() {
+        let len = 2 * CHUNK_SIZE + 17;
+        let mut data = vec![0u8; len];
+        rand::rng().fill_bytes(&mut data);
+        let frame = frame("prefix.bin");
+        let streamed = collect(frame.clone(), io::Cursor::new(data.clone()), len as u64).await;
+        for cut in [0, 1, 4096, CHUNK_SIZE, len] {
+            let prefix = Bytes::copy_from_slice(&data[..cut]);
+            let prefetch = Prefetch::from_prefix(prefix, len as u64, cut == len);
+            let rest = io::Cursor::new(data[cut..].to_vec());
+            let got = collect_prefetched(frame.clone(), rest, len as u64, prefetch, Pacing::default()).await;
+            assert!(got.error.is_none(), "{cut}");
+            assert!(got.body == streamed.body, "{cut}: the same bytes");
+            assert_eq!(got.outcome.md5(), Some(hex::encode(Md5::digest(&data))), "{cut}");
+        }
+        let short = Prefetch::from_prefix(Bytes::from_static(b"abc"), 10, true);
+        let got = collect_prefetched(frame.clone(), Unread, 10, short, Pacing::default()).await;
+        assert!(matches!(got.outcome.take_failure(), Some(BodyFailure::Shorter { read: 3 })));
+        let long = Prefetch::from_prefix(Bytes::from_static(b"abcdef"), 3, true);
+        let got = collect_prefetched(frame, Unread, 3, long, Pacing::default()).await;
+        assert!(matches!(got.outcome.take_failure(), Some(BodyFailure::Longer)));
+        assert_eq!(got.outcome.md5(), None);
     }
 
     #[test]

@@ -30,9 +30,9 @@ pub(super) struct Entries {
 
 #[derive(Clone)]
 struct Entry {
-    /// The id's place in [`Entries::ids`].
+    /// Where the id starts in [`Entries::ids`]; it ends where the next entry's starts (ids are appended
+    /// in the order entries are), or at the end of `ids` for the last: 8 bytes an entry saved.
     start: usize,
-    end: usize,
     slot: Slot,
 }
 
@@ -101,7 +101,7 @@ impl Slot {
                 asset_id,
                 md5,
                 size,
-                source: source.unwrap_or(SourceStamp { size: 0, mtime_ms: 0 }),
+                source: source.unwrap_or(SourceStamp { size: 0, mtime_ms: 0, tag: 0 }),
                 has_source: source.is_some(),
                 stage,
             },
@@ -171,7 +171,7 @@ impl Entries {
                 let at = self.entries.len();
                 let start = self.ids.len();
                 self.ids.push_str(id);
-                self.entries.push(Entry { start, end: self.ids.len(), slot });
+                self.entries.push(Entry { start, slot });
                 self.index.fill(place, hash, at);
                 self.live += 1;
             }
@@ -179,8 +179,8 @@ impl Entries {
     }
 
     fn id_at(&self, at: usize) -> &str {
-        let entry = &self.entries[at];
-        &self.ids[entry.start..entry.end]
+        let end = self.entries.get(at + 1).map_or(self.ids.len(), |next| next.start);
+        &self.ids[self.entries[at].start..end]
     }
 
     fn position(&self, id: &str) -> Option<usize> {

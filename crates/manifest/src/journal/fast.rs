@@ -2,10 +2,10 @@
 //! [`encode_record`](super::record::encode_record) writes it,
 //!
 //! ```text
-//! {"id":"…","state":{"state":"registered","asset_id":"…","size":N,"md5":"…"},"source":{"size":N,"mtime_ms":N}}
+//! {"id":"…","state":{"state":"registered","asset_id":"…","size":N,"md5":"…"},"source":{"size":N,"mtime_ms":N,"tag":N}}
 //! ```
 //!
-//! (`source` optional). serde's internally tagged `State` buffers every field before it knows the
+//! (`source` optional, and `tag` in it). serde's internally tagged `State` buffers every field before it knows the
 //! variant, which makes such a line several times dearer than reading it byte by byte.
 //!
 //! The fast path accepts a subset of what serde accepts and gives the same values: strings without
@@ -45,8 +45,15 @@ pub(super) fn registered_line(text: &[u8]) -> Option<RegisteredLine<'_>> {
         let size = line.unsigned()?;
         line.expect(br#","mtime_ms":"#)?;
         let mtime_ms = line.signed()?;
-        line.expect(b"}}")?;
-        Some(SourceStamp { size, mtime_ms })
+        let tag = if line.expect(b"}}").is_some() {
+            0
+        } else {
+            line.expect(br#","tag":"#)?;
+            let tag = line.unsigned()?;
+            line.expect(b"}}")?;
+            tag
+        };
+        Some(SourceStamp { size, mtime_ms, tag })
     };
     (line.at == text.len()).then_some(RegisteredLine { id, asset_id, size, md5, source })
 }

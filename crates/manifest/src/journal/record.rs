@@ -9,14 +9,24 @@ use spinlift_core::State;
 /// The journal format version this code writes and reads.
 pub const VERSION: u32 = 1;
 
-/// The source file as it was when it was hashed or uploaded: a re-run compares it with the file on disk
-/// to notice a file that changed in between.
+/// The source as it was when it was hashed or uploaded: a re-run compares it with the source now to
+/// notice a file or object that changed in between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SourceStamp {
-    /// The file's length in bytes.
+    /// The file's (object's) length in bytes.
     pub size: u64,
-    /// The file's modification time, milliseconds since the Unix epoch (negative before it).
+    /// The file's modification time (an object's `Last-Modified`), milliseconds since the Unix epoch
+    /// (negative before it); 0 when unknown.
     pub mtime_ms: i64,
+    /// A remote object's ETag (or version), as a 64-bit fingerprint: storage overwrites an object
+    /// within the same second and the same size, and only its ETag tells. 0 for a local file, or an
+    /// object whose source gives no ETag.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tag: u64,
+}
+
+fn is_zero(tag: &u64) -> bool {
+    *tag == 0
 }
 
 impl SourceStamp {
@@ -29,7 +39,7 @@ impl SourceStamp {
             },
             Err(_) => 0,
         };
-        SourceStamp { size: metadata.len(), mtime_ms }
+        SourceStamp { size: metadata.len(), mtime_ms, tag: 0 }
     }
 }
 

@@ -178,3 +178,80 @@ fn bad_data_is_refused_naming_the_entry_before_anything_is_uploaded() {
     let at_limit = format!(r#"{{"path": "a.jpg", "data": {{"t": "{}"}}}}"#, "é".repeat(MAX_DATA_CHARS - 8));
     assert!(parse_lines(&at_limit).is_ok(), "2,000 characters (not bytes) are allowed");
 }
+
+#[test]
+fn remote_entries_resolve_under_the_source_root_and_mix_with_local_ones() {
+    let m = parse_lines(
+        "{\"version\":1,\"source_root\":\"s3://old-dam/media\"}\n\
+         {\"source\":\"photos/a.jpg\",\"size\":10,\"etag\":\"\\\"abc\\\"\"}\n\
+         {\"source\":\"s3://old-dam/media/b.png\",\"id\":\"legacy-2\"}\n\
+         {\"path\":\"local/c.jpg\"}\n",
+    )
+    .unwrap();
+    assert_eq!(m.source_root.as_deref(), Some("s3://old-dam/media/"));
+    let a = m.entries.at(0);
+    assert!(a.is_remote());
+    assert_eq!((a.id(), a.path(), a.filename()), ("photos/a.jpg", "photos/a.jpg", "a.jpg"));
+    assert_eq!(m.source_url(&a).as_deref(), Some("s3://old-dam/media/photos/a.jpg"));
+    assert!(m.resolve(&a).is_err(), "a remote entry has no local file");
+    let b = m.entries.at(1);
+    assert_eq!((b.id(), b.filename()), ("legacy-2", "b.png"));
+    assert_eq!(m.source_url(&b).as_deref(), Some("s3://old-dam/media/b.png"));
+    let c = m.entries.at(2);
+    assert!(!c.is_remote());
+    assert_eq!(m.source_url(&c), None);
+    assert!(m.resolve(&c).unwrap_err().to_string().contains("local/c.jpg"), "no such file here");
+}
+
+#[test]
+fn remote_entries_that_leave_the_source_root_are_refused_naming_the_entry() {
+    for (entry, wanted) in [
+        (r#"{"source":"../other/a.jpg"}"#, "outside the manifest's source_root"),
+        (r#"{"source":"s3://old-dam/private/a.jpg"}"#, "outside the manifest's source_root"),
+        (r#"{"source":"s3://old-dam/media/../private/a.jpg"}"#, "outside the manifest's source_root"),
+        (r#"{"source":"ftp://host/a.jpg"}"#, "scheme `ftp`"),
+        (r#"{"source":"a.jpg","path":"a.jpg"}"#, "not both"),
+        (r#"{"id":"x"}"#, "missing field `path`"),
+        (r#"{"source":"dir/"}"#, "give a `filename`"),
+    ] {
+        let text = format!("{{\"version\":1,\"source_root\":\"s3://old-dam/media/\"}}\n{entry}\n");
+        let err = parse_lines(&text).unwrap_err().to_string();
+        assert!(err.contains(wanted) && err.contains("line 2"), "{entry}: {err}");
+    }
+    let err = parse(r#"{"version":1,"assets":[{"source":"photos/a.jpg"}]}"#).unwrap_err().to_string();
+    assert!(err.contains("no `source_root`"), "{err}");
+    let err = parse(r#"{"version":1,"source_root":"old-dam","assets":[{"source":"a"}]}"#).unwrap_err();
+    assert!(err.to_string().contains("`source_root`"), "{err}");
+}
+
+#[test]
+fn an_https_source_is_shown_and_named_without_its_query() {
+    let m = parse(
+        r#"{"version":1,"assets":[{"source":"https://old.example.com/media/a%20b.jpg?X-Amz-Signature=SECRET"}]}"#,
+    )
+    .unwrap();
+    let e = m.entries.at(0);
+    assert_eq!(e.filename(), "a b.jpg");
+    assert_eq!(e.id(), "https://old.example.com/media/a%20b.jpg?…");
+    assert_eq!(e.shown_path(), "https://old.example.com/media/a%20b.jpg?…");
+    assert!(!format!("{e:?}").contains("SECRET"));
+    assert!(m.source_url(&e).unwrap().contains("SECRET"), "the request needs its query");
+}
+
+#[test]
+fn the_builder_takes_remote_entries() {
+    let m = Manifest::builder("/srv")
+        .source_root("gs://bucket/prefix")
+        .unwrap()
+        .remote_entry(None, "x/y.tif", None)
+        .unwrap()
+        .remote_entry(Some("id-2"), "gs://bucket/prefix/z.mov", Some("z-final.mov"))
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(m.source_url(&m.entries.at(0)).as_deref(), Some("gs://bucket/prefix/x/y.tif"));
+    assert_eq!(m.entries.at(1).filename(), "z-final.mov");
+    assert!(
+        Manifest::builder("/srv").source_root("s3://b/p").unwrap().remote_entry(None, "../q", None).is_err()
+    );
+}

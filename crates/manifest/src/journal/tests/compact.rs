@@ -92,10 +92,19 @@ fn every_record() -> Vec<Record> {
     let mut records = Vec::new();
     for id in ids() {
         for state in every_state() {
-            for (with_form, with_source) in [(false, false), (false, true), (true, false), (true, true)] {
+            // A remote object's stamp carries its ETag's fingerprint.
+            let tagged = SourceStamp { tag: 0x9e37_79b9_7f4a_7c15, ..stamp() };
+            let shapes = [
+                (false, None),
+                (false, Some(stamp())),
+                (true, None),
+                (true, Some(stamp())),
+                (false, Some(tagged)),
+            ];
+            for (with_form, source) in shapes {
                 let mut record = Record::new(id, state.clone());
                 record.form = with_form.then(|| form(HEX));
-                record.source = with_source.then(stamp);
+                record.source = source;
                 records.push(record);
             }
         }
@@ -133,7 +142,7 @@ fn every_state_reads_the_same_through_the_fast_path_and_the_compact_store() {
         entries.upsert(&expected.id, slot);
         assert_eq!(entries.get(&expected.id), Some(expected), "{record:?}");
     }
-    assert_eq!(fast_lines, 3 * 4 * 4, "3 ids without escapes, 4 such registered states, 4 shapes");
+    assert_eq!(fast_lines, 3 * 4 * 5, "3 ids without escapes, 4 such registered states, 5 shapes");
 }
 
 #[tokio::test]
@@ -192,11 +201,11 @@ fn any_text() -> impl Strategy<Value = String> {
 }
 
 fn any_registered() -> impl Strategy<Value = Record> {
-    let source = proptest::option::of((any::<u64>(), any::<i64>()));
+    let source = proptest::option::of((any::<u64>(), any::<i64>(), prop_oneof![Just(0u64), any::<u64>()]));
     (any_text(), any_text(), any::<u64>(), any_text(), source).prop_map(
         |(id, asset_id, size, md5, source)| {
             let mut record = Record::new(id, State::Registered { asset_id, size, md5 });
-            record.source = source.map(|(size, mtime_ms)| SourceStamp { size, mtime_ms });
+            record.source = source.map(|(size, mtime_ms, tag)| SourceStamp { size, mtime_ms, tag });
             record
         },
     )

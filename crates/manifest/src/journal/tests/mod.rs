@@ -65,7 +65,7 @@ fn failed(asset_id: Option<&str>) -> State {
 }
 
 fn stamp() -> SourceStamp {
-    SourceStamp { size: 3, mtime_ms: 1_699_990_000_000 }
+    SourceStamp { size: 3, mtime_ms: 1_699_990_000_000, tag: 0 }
 }
 
 /// The life of one entry, one record per step, each carrying the form while it is needed.
