@@ -134,12 +134,18 @@ pub(crate) fn resume(
 }
 
 /// The fingerprint a run writes into its journal's header: the manifest's entry ids, and the directory
-/// its files are in (`<ids>:<root>`). The root part tells a checkpoint taken to another tree (or given
-/// with `--checkpoint` to another batch with the same ids) from its own.
-pub fn fingerprint<'a>(ids: impl Iterator<Item = &'a str>, root: &Path) -> String {
+/// its files are in (`<ids>:<root>`), with the manifest's `source_root` when it has one
+/// (`<root>\n<source_root>` fingerprinted as the root). The root part tells a checkpoint taken to
+/// another tree or bucket (or given with `--checkpoint` to another batch with the same ids) from its
+/// own.
+pub fn fingerprint<'a>(ids: impl Iterator<Item = &'a str>, root: &Path, source_root: Option<&str>) -> String {
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let root = root.to_string_lossy();
-    format!("{}:{}", fingerprint_ids(ids), fingerprint_ids([root.as_ref()].into_iter()))
+    let mut root = root.to_string_lossy().into_owned();
+    if let Some(source_root) = source_root {
+        root.push('\n');
+        root.push_str(source_root);
+    }
+    format!("{}:{}", fingerprint_ids(ids), fingerprint_ids([root.as_str()].into_iter()))
 }
 
 /// What a run must know about a journal written for another manifest or another tree.

@@ -9,9 +9,10 @@ use rand::rngs::StdRng;
 use spinlift_core::{Action, Asset, Event, Failure, FailureKind, Goal, State, Step};
 use spinlift_manifest::journal::{Journal, JournalError, Record, SourceStamp};
 use spinlift_manifest::{Entry, Manifest};
+use spinlift_source::{Opened, SourceError, SourceUrl};
 use spinlift_transport::{
-    DataUpdate, PreparedFile, RegisterOutcome, RegisterRequest, TransportError, UpdateMode, UpdateOutcome,
-    UploadForm, UploadReceipt,
+    DataUpdate, RegisterOutcome, RegisterRequest, SourceBody, UpdateMode, UpdateOutcome, UploadForm,
+    UploadReceipt,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -116,15 +117,15 @@ impl Run<'_> {
             && let Some(r) = &recorded
             && r.state.registered().is_some()
         {
-            let now = check_source(self.manifest, entry).ok().map(|s| s.stamp);
+            let now = check_source(self.manifest, &engine.sources, entry).await.ok().map(|s| s.stamp);
             if now.is_none() || now != r.source {
                 let note = "recorded as registered from another file (the checkpoint was written for files \
                             elsewhere): uploaded as a new asset";
-                tracing::warn!(path = %entry.path(), "{note}");
+                tracing::warn!(path = %entry.shown_path(), "{note}");
                 self.notes
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(format!("{}: {note}", entry.path()));
+                    .push(format!("{}: {note}", entry.shown_path()));
                 recorded = None;
             }
         }
@@ -144,17 +145,23 @@ impl Run<'_> {
         if (recorded_state.is_done(goal) && !retry)
             || (self.registered_only && recorded_state.registered().is_none() && !retry)
         {
-            let report = EntryReport::from_state(entry.id(), entry.path(), recorded_state, None);
+            let report = EntryReport::from_state(entry.id(), &entry.shown_path(), recorded_state, None);
             return Driven { report, state: None, note: None, registered: None };
         }
         let _in_flight = InFlight::enter(self, entry.id());
-        let mut source = check_source(self.manifest, entry);
+        let mut source = check_source(self.manifest, &engine.sources, entry).await;
+        // A source that failed retryably (a remote one, busy) is read again before the next attempt,
+        // after core's backoff; `fresh` says the check is this attempt's own.
+        let mut fresh = true;
         let stamp = source.as_ref().ok().map(|s| s.stamp);
         let resumed = resume(recorded.as_ref(), stamp, self.retry_failed, engine.config.limits, now());
         let (mut asset, mut form) = (resumed.asset.with_goal(goal), resumed.form);
         if let Some(note) = resumed.note {
-            tracing::warn!(path = %entry.path(), "{note}");
-            self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{}: {note}", entry.path()));
+            tracing::warn!(path = %entry.shown_path(), "{note}");
+            self.notes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{}: {note}", entry.shown_path()));
         }
         let mut last_failure_timed_out = false;
         if let Some(r) = &recorded
@@ -162,8 +169,8 @@ impl Run<'_> {
         {
             self.checkpoint(entry, &asset, form.as_ref(), stamp).await;
         }
-        // The file, opened and its first chunk read while the form's record went to the disk.
-        let mut prepared: Option<Result<PreparedFile, TransportError>> = None;
+        // A local file, opened and its first chunk read while the form's record went to the disk.
+        let mut prepared: Option<Result<Opened, SourceError>> = None;
         let mut registered = None;
         loop {
             // Only for the upload that comes right after: anything else in between, and it is stale.
@@ -197,9 +204,19 @@ impl Run<'_> {
                     }
                 }
                 Action::RequestForm => match &source {
+                    // A remote source that was busy: read again after the backoff.
+                    Err(failure) if !fresh && failure.step == Step::ReadSource => {
+                        source = check_source(self.manifest, &engine.sources, entry).await;
+                        fresh = true;
+                        continue;
+                    }
+                    Err(failure) if busy(failure) => {
+                        fresh = false;
+                        Event::Failed(failure.clone())
+                    }
                     // Checked before FileSpin is asked for an asset id it would never see used.
-                    Err(message) => {
-                        asset.fail_source(Step::RequestForm, message.clone());
+                    Err(failure) => {
+                        asset.fail_source(failure.step, failure.message.clone());
                         self.checkpoint(entry, &asset, None, None).await;
                         continue;
                     }
@@ -240,11 +257,17 @@ impl Run<'_> {
                             ))
                         } else {
                             self.checkpoint(entry, &asset, form.as_ref(), Some(src.stamp)).await;
-                            self.upload(f, src, ready).await
+                            self.upload(f, entry, src, ready).await
                         }
                     }
-                    (_, Err(message)) => {
-                        asset.fail_source(Step::Upload, message.clone());
+                    // A remote source that was busy when read again after a change: retried.
+                    (_, Err(failure)) if busy(failure) => {
+                        let failure = failure.clone();
+                        source = check_source(self.manifest, &engine.sources, entry).await;
+                        Event::Failed(failure)
+                    }
+                    (_, Err(failure)) => {
+                        asset.fail_source(Step::Upload, failure.message.clone());
                         self.checkpoint(entry, &asset, None, None).await;
                         continue;
                     }
@@ -315,7 +338,7 @@ impl Run<'_> {
                 tracing::debug!(id = %entry.id(), %failure, "attempt failed");
                 last_failure_timed_out = failure.kind == FailureKind::Timeout;
                 if failure.kind == FailureKind::SourceChanged {
-                    source = check_source(self.manifest, entry);
+                    source = check_source(self.manifest, &engine.sources, entry).await;
                 }
             }
             if sent_request {
@@ -346,11 +369,12 @@ impl Run<'_> {
                 match (asset.state(), &source) {
                     // Nothing is left to do but count it: the next entry need not wait for the disk.
                     (state, _) if state.is_done(goal) && state.registered().is_some() => registered = durable,
-                    // The upload may not start before the form's record is durable, but the file can
-                    // be opened and read meanwhile.
-                    (State::FormIssued { .. }, Ok(src)) => {
+                    // The upload may not start before the form's record is durable, but a local file
+                    // can be opened and read meanwhile. (Not a remote object: its GET would be held
+                    // open while the upload waits for its slot.)
+                    (State::FormIssued { .. }, Ok(src)) if !src.url.is_remote() => {
                         let (_, file) =
-                            tokio::join!(self.settle(durable), engine.client.prepare_file(&src.path));
+                            tokio::join!(self.settle(durable), engine.sources.open(&src.url, &src.meta));
                         prepared = Some(file);
                     }
                     _ => self.settle(durable).await,
@@ -358,43 +382,62 @@ impl Run<'_> {
             }
         }
         if let State::Failed { failure, .. } = asset.state() {
-            tracing::info!(id = %entry.id(), path = %entry.path(), %failure, "entry failed");
+            tracing::info!(id = %entry.id(), path = %entry.shown_path(), %failure, "entry failed");
         }
         let note = if asset.state().is_done(goal) { None } else { self.stop_note() };
-        let report = EntryReport::from_state(entry.id(), entry.path(), asset.state(), note.as_ref());
+        let report = EntryReport::from_state(entry.id(), &entry.shown_path(), asset.state(), note.as_ref());
         Driven { report, state: Some(asset.state().clone()), note, registered }
     }
 
-    /// Uploads the source with `form`; a source that changed while it was sent is not reported as
-    /// uploaded.
+    /// Uploads the source with `form`, streamed from where it is (a local file, a remote object's GET);
+    /// a source that changed while it was sent is not reported as uploaded.
     async fn upload(
         &self,
         form: &UploadForm,
+        entry: Entry<'_>,
         src: &Source,
-        prepared: Option<Result<PreparedFile, TransportError>>,
+        prepared: Option<Result<Opened, SourceError>>,
     ) -> Event {
         let observer = self.observer;
-        let client = &self.engine.client;
+        let engine = self.engine;
         let slot = self.throttle.slot().await;
-        let prepared = match prepared {
+        let opened = match prepared {
             Some(prepared) => prepared,
-            None => client.prepare_file(&src.path).await,
+            None => engine.sources.open(&src.url, &src.meta).await,
         };
-        let result = match prepared {
-            Ok(file) => client.upload_prepared(form, file, &|n| observer.bytes_sent(n)).await,
-            Err(e) => Err(e),
+        let result = match opened {
+            Ok(opened) => {
+                let body = SourceBody {
+                    len: opened.meta.size,
+                    prefix: opened.prefix,
+                    ended: opened.prefix_is_all,
+                    reader: opened.reader,
+                    name: src.shown(),
+                };
+                engine.client.upload_source(form, body, entry.filename(), &|n| observer.bytes_sent(n)).await
+            }
+            Err(e) => {
+                drop(slot);
+                // The object's GET (or the file's open) failed: a remote source's trouble is its own step.
+                let step = if src.url.is_remote() { Step::ReadSource } else { Step::Upload };
+                return Event::Failed(e.to_failure(step));
+            }
         };
         drop(slot);
         match result {
             Ok(r) => {
                 self.throttle.upload_took(r.size, r.started_at.millis_until(r.completed_at));
-                let after = std::fs::metadata(&src.path).map(|m| SourceStamp::of(&m)).ok();
-                if after != Some(src.stamp) {
-                    return Event::Failed(Failure::new(
-                        Step::Upload,
-                        FailureKind::SourceChanged,
-                        "the file changed while it was uploaded",
-                    ));
+                // A remote object's GET was conditional on its ETag and its length checked: it is the
+                // object that was read. A local file is looked at again.
+                if let SourceUrl::Local(path) = &src.url {
+                    let after = std::fs::metadata(path).map(|m| SourceStamp::of(&m)).ok();
+                    if after != Some(src.stamp) {
+                        return Event::Failed(Failure::new(
+                            Step::Upload,
+                            FailureKind::SourceChanged,
+                            "the file changed while it was uploaded",
+                        ));
+                    }
                 }
                 Event::Uploaded {
                     size: r.size,
@@ -454,6 +497,12 @@ impl Run<'_> {
             self.stop_with(StopReason::Journal(e.to_string()));
         }
     }
+}
+
+/// Whether a source check failed because a remote source was busy or unreachable (worth trying again
+/// after a backoff), rather than because the entry cannot be uploaded.
+fn busy(failure: &Failure) -> bool {
+    failure.step == Step::ReadSource && spinlift_core::classify(failure) == spinlift_core::Disposition::Retry
 }
 
 /// `service_data` with `network_bandwidth` filled in from the upload rate this run measured, unless the

@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 use spinlift_core::{Limits, State};
 use spinlift_manifest::Manifest;
 use spinlift_manifest::journal::{Journal, JournalOptions, Record, Sink, replay};
+use spinlift_source::{Sources, SourcesConfig};
 use spinlift_transport::{ClientConfig, FileSpinClient, Secret};
 use tokio_util::sync::CancellationToken;
 
@@ -52,8 +53,16 @@ pub struct EngineConfig {
     pub s3_rps: Option<NonZeroU32>,
     /// Upload bandwidth over all uploads together, bytes per second; `None` for no limit.
     pub bandwidth: Option<NonZeroU64>,
-    /// Allow plain `http://` beyond loopback (the API key and forms then cross the network in clear).
+    /// Allow plain `http://` beyond loopback (the API key and forms then cross the network in clear),
+    /// for FileSpin, storage and remote sources alike.
     pub allow_http: bool,
+    /// Requests per second to remote sources (HEAD, GET, over all of them: an old system may be
+    /// fragile); `None` for no limit.
+    pub source_rps: Option<NonZeroU32>,
+    /// How remote sources are reached beyond `allow_http` and `source_rps` (endpoints, credentials,
+    /// timeouts); the defaults read each provider's usual environment (`AWS_*`, `GOOGLE_*`,
+    /// `AZURE_*`). Its own `allow_http` and `rps` are replaced by the two fields above.
+    pub sources: SourcesConfig,
     /// Tag each asset with its entry id (and `batch`) in `filespin_search_txt`, the key FileSpin's
     /// search indexes, so that every migrated asset can be found by its old-system id
     /// (developers.filespin.io, "Update Data"). One Update Data call per asset.
@@ -79,6 +88,8 @@ impl EngineConfig {
             s3_rps: None,
             bandwidth: None,
             allow_http: false,
+            source_rps: None,
+            sources: SourcesConfig::default(),
             tag: false,
             batch: None,
             verify: false,
@@ -103,6 +114,8 @@ impl EngineConfig {
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub(crate) client: FileSpinClient,
+    /// Where entries' bytes come from: local files and remote objects.
+    pub(crate) sources: Sources,
     pub(crate) config: EngineConfig,
     /// What [`Engine::spawn`] runs with (set by the builder).
     pub(crate) options: RunOptions,
@@ -189,7 +202,11 @@ impl Engine {
         client_config.bandwidth = config.bandwidth;
         client_config.allow_http = config.allow_http;
         let client = FileSpinClient::new(client_config)?;
-        Ok(Engine { client, config, options: RunOptions::default() })
+        let mut sources_config = config.sources.clone();
+        sources_config.allow_http = config.allow_http;
+        sources_config.rps = config.source_rps;
+        let sources = Sources::new(sources_config).map_err(|e| EngineError::Config(e.to_string()))?;
+        Ok(Engine { client, sources, config, options: RunOptions::default() })
     }
 
     /// An engine configured step by step; see [`EngineBuilder`].
@@ -255,7 +272,11 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<RunReport, EngineError> {
         let started = Instant::now();
-        let fingerprint = fingerprint(manifest.entries.iter().map(|e| e.id()), &manifest.root);
+        let fingerprint = fingerprint(
+            manifest.entries.iter().map(|e| e.id()),
+            &manifest.root,
+            manifest.source_root.as_deref(),
+        );
         let mut verify_registered = false;
         if options.checkpoint == Checkpoint::BesideManifest && manifest.source.file_name().is_none() {
             return Err(EngineError::Config(
@@ -413,7 +434,7 @@ impl Engine {
         for (i, entry) in manifest.entries.iter().enumerate() {
             if reached[i / 64] & (1 << (i % 64)) == 0 {
                 let state = states.get(entry.id()).map_or(State::Pending, |r| r.state);
-                counts.add(&EntryReport::from_state(entry.id(), entry.path(), &state, None));
+                counts.add(&EntryReport::from_state(entry.id(), &entry.shown_path(), &state, None));
             }
         }
         Ok(RunReport::new(manifest.clone(), states, unfinished, counts, stopped, notes, started.elapsed()))

@@ -76,5 +76,6 @@ pub use source::Plan;
 pub use spinlift_core::{Failure, Limits};
 pub use spinlift_manifest::journal::Sink;
 pub use spinlift_manifest::{Manifest, ManifestBuilder, Shard};
+pub use spinlift_source::{SourceUrl, Sources, SourcesConfig};
 pub use spinlift_transport::Secret;
 pub use tokio_util::sync::CancellationToken;

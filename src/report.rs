@@ -166,7 +166,7 @@ impl RunReport {
     pub fn entries(&self) -> impl ExactSizeIterator<Item = EntryReport> + '_ {
         self.manifest.entries.iter().enumerate().map(|(at, entry)| {
             let state = self.states.get(entry.id()).map_or(State::Pending, |r| r.state);
-            EntryReport::from_state(entry.id(), entry.path(), &state, self.unfinished.get(&at))
+            EntryReport::from_state(entry.id(), &entry.shown_path(), &state, self.unfinished.get(&at))
         })
     }
 

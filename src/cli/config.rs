@@ -8,6 +8,7 @@
 //! concurrency = 32
 //! api_rps = 30
 //! s3_rps = 0
+//! source_rps = 20          # remote sources (s3://, https://…): requests/s
 //! bwlimit = "50MiB/s"
 //! allow_http = false
 //!
@@ -29,8 +30,17 @@ use toml::de::{DeTable, DeValue};
 /// The file looked for in the current directory when neither `--config` nor `SPINLIFT_CONFIG` is given.
 pub(crate) const DEFAULT_FILE: &str = "spinlift.toml";
 
-const TOP_KEYS: &[&str] =
-    &["api_url", "api_key", "concurrency", "api_rps", "s3_rps", "bwlimit", "allow_http", "service_data"];
+const TOP_KEYS: &[&str] = &[
+    "api_url",
+    "api_key",
+    "concurrency",
+    "api_rps",
+    "s3_rps",
+    "source_rps",
+    "bwlimit",
+    "allow_http",
+    "service_data",
+];
 const SERVICE_DATA_KEYS: &[&str] = &["app", "build", "deployment_data"];
 
 /// What a config file sets; `None` (or empty) for what it leaves out.
@@ -41,6 +51,7 @@ pub(crate) struct FileConfig {
     pub(crate) concurrency: Option<u32>,
     pub(crate) api_rps: Option<u32>,
     pub(crate) s3_rps: Option<u32>,
+    pub(crate) source_rps: Option<u32>,
     pub(crate) bwlimit: Option<NonZeroU64>,
     pub(crate) allow_http: Option<bool>,
     pub(crate) service_data: ServiceData,
@@ -189,6 +200,7 @@ fn top_level(
         "concurrency" => config.concurrency = Some(integer(name, value, 1, 4096)?),
         "api_rps" => config.api_rps = Some(integer(name, value, 0, u32::MAX)?),
         "s3_rps" => config.s3_rps = Some(integer(name, value, 0, u32::MAX)?),
+        "source_rps" => config.source_rps = Some(integer(name, value, 0, u32::MAX)?),
         "bwlimit" => {
             let text = string(name, value)?;
             let limit = spinlift_transport::parse_bandwidth(&text)

@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use spinlift_emulator::{AssetErrorRule, Emulator, EmulatorConfig, FaultConfig};
+use spinlift_emulator::{
+    AssetErrorRule, Emulator, EmulatorConfig, FaultConfig, SourceBucket, SourceBucketConfig, SourceWeb,
+    SourceWebConfig,
+};
 
 use super::{EXIT_OK, EXIT_STOPPED};
 
@@ -41,6 +44,17 @@ pub(crate) struct EmulatorArgs {
     /// "*.corrupt=not an image or a video".
     #[arg(long, value_name = "GLOB=REASON", value_parser = parse_asset_error)]
     asset_error: Vec<AssetErrorRule>,
+    /// Also serve DIR as a migration's source: an S3-compatible bucket per directory `DIR/<bucket>`
+    /// (`source` by default), and the same files over plain HTTP at `/<bucket>/<key>`. Prints the
+    /// AWS_* variables a client exports. Faults apply with the scopes `source.` and `web.`.
+    #[arg(long, value_name = "DIR")]
+    source_dir: Option<PathBuf>,
+    /// Address of the source bucket (with --source-dir).
+    #[arg(long, default_value = "127.0.0.1:0", requires = "source_dir")]
+    source_addr: SocketAddr,
+    /// Address of the source web server (with --source-dir).
+    #[arg(long, default_value = "127.0.0.1:0", requires = "source_dir")]
+    web_addr: SocketAddr,
 }
 
 fn parse_asset_error(text: &str) -> Result<AssetErrorRule, String> {
@@ -51,13 +65,14 @@ fn parse_asset_error(text: &str) -> Result<AssetErrorRule, String> {
 }
 
 pub(crate) async fn emulator(args: EmulatorArgs) -> u8 {
+    let faults = args.faults.unwrap_or_default();
     let config = EmulatorConfig {
         api_addr: args.api_addr,
         s3_addr: args.s3_addr,
         api_key: args.api_key,
         storage_dir: args.storage_dir,
         form_expiry_secs: args.form_expiry_secs,
-        faults: args.faults.unwrap_or_default(),
+        faults: faults.clone(),
         not_ready_for: std::time::Duration::from_millis(args.not_ready_ms),
         asset_errors: args.asset_error,
         ..EmulatorConfig::default()
@@ -72,9 +87,45 @@ pub(crate) async fn emulator(args: EmulatorArgs) -> u8 {
     println!("FILESPIN_API_URL={}", emulator.api_url());
     println!("S3 POST endpoint: {}", emulator.s3_url());
     println!("stats: {}/_emulator/stats", emulator.api_url());
+    let mut sources = None;
+    if let Some(dir) = args.source_dir {
+        let bucket = SourceBucketConfig {
+            addr: args.source_addr,
+            dir: Some(dir.clone()),
+            faults: faults.clone(),
+            ..SourceBucketConfig::default()
+        };
+        let web =
+            SourceWebConfig { addr: args.web_addr, dir: Some(dir), faults, ..SourceWebConfig::default() };
+        let started = match SourceBucket::start(bucket).await {
+            Ok(bucket) => SourceWeb::start(web).await.map(|web| (bucket, web)),
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok((bucket, web)) => {
+                println!(
+                    "source bucket: s3://{}/ at {}",
+                    bucket.buckets().join(", s3://"),
+                    bucket.endpoint()
+                );
+                println!("{}", bucket.env());
+                println!("source web server: {}", web.url());
+                sources = Some((bucket, web));
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the source servers: {e}");
+                emulator.shutdown().await;
+                return EXIT_STOPPED;
+            }
+        }
+    }
     eprintln!("API key: as given by --api-key / SPINLIFT_EMULATOR_API_KEY (default emulator-api-key)");
     eprintln!("Ctrl-C to stop");
     let _ = tokio::signal::ctrl_c().await;
+    if let Some((bucket, web)) = sources {
+        bucket.shutdown().await;
+        web.shutdown().await;
+    }
     emulator.shutdown().await;
     EXIT_OK
 }

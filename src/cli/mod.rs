@@ -11,6 +11,7 @@ mod progress;
 mod report;
 mod run;
 mod scan;
+mod scan_remote;
 mod shard;
 mod status;
 
@@ -124,7 +125,7 @@ pub(crate) fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Command::Scan(args) => scan::scan(args),
+            Command::Scan(args) => scan::scan(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Verify(mut args) => {
                 args.verify = true;

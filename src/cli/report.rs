@@ -61,7 +61,7 @@ fn build(args: &ReportArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let lines = manifest.entries.iter().map(|entry| {
         let state = checkpoints.get(entry.id()).map(|r| r.state).unwrap_or(State::Pending);
-        EntryReport::from_state(entry.id(), entry.path(), &state, None)
+        EntryReport::from_state(entry.id(), &entry.shown_path(), &state, None)
     });
     let out: Box<dyn Write> = match &args.output {
         Some(p) => {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use spinlift::{
     CancellationToken, Checkpoint, Engine, EngineConfig, Manifest, Plan, RunOptions, RunReport, Secret,
-    StopReason,
+    Sources, SourcesConfig, StopReason,
 };
 use spinlift_core::FailureKind;
 use spinlift_transport::parse_bandwidth;
@@ -45,7 +45,12 @@ pub(crate) struct RunArgs {
     /// Upload bandwidth over all uploads, e.g. 50MiB/s, 10MB/s, 800KiB/s [default: no limit].
     #[arg(long, env = "SPINLIFT_BWLIMIT", value_name = "RATE", value_parser = parse_bandwidth)]
     bwlimit: Option<NonZeroU64>,
-    /// Allow plain http:// to hosts other than loopback (the key and forms cross the network in clear).
+    /// Requests per second to remote sources (s3://, gs://, az://, https:// entries: one HEAD and one
+    /// GET an object, and listing pages), over all of them; 0 for no limit [default: 0].
+    #[arg(long, env = "SPINLIFT_SOURCE_RPS", value_name = "N")]
+    source_rps: Option<u32>,
+    /// Allow plain http:// to hosts other than loopback, for FileSpin, storage and remote sources (the
+    /// key, forms and bytes cross the network in clear).
     #[arg(long)]
     allow_http: bool,
     /// `service_data.app` sent with every registration, over the manifest's and the config file's
@@ -173,7 +178,18 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         // to verify (more while FileSpin reports NOT_READY).
         let has_data = !args.no_tag || manifest.entries.iter().any(|e| e.data().is_some());
         let calls = 2 + u32::from(has_data) + u32::from(args.verify);
-        return dry_run(&manifest, api_rps, calls, s3_rps, rate);
+        let mut sources = SourcesConfig::default();
+        sources.allow_http = args.allow_http || file.allow_http.unwrap_or(false);
+        sources.rps = NonZeroU32::new(fleet(args.source_rps.or(file.source_rps).unwrap_or(0)));
+        let sources = match Sources::new(sources) {
+            Ok(sources) => sources,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_STOPPED;
+            }
+        };
+        let plan = Plan::of(&manifest, &sources).await;
+        return dry_run(&manifest, &plan, api_rps, calls, s3_rps, rate);
     }
     let non_empty = |k: &String| !k.trim().is_empty();
     let Some(api_key) = args.api_key.filter(non_empty).or(file.api_key.filter(non_empty)) else {
@@ -193,6 +209,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     config.bandwidth = bwlimit;
     // A flag that can only say yes: given, it wins; absent, the file decides.
     config.allow_http = args.allow_http || file.allow_http.unwrap_or(false);
+    config.source_rps = NonZeroU32::new(fleet(args.source_rps.or(file.source_rps).unwrap_or(0)));
     config.service_data = service_data;
     config.verify = args.verify;
     config.tag = !args.no_tag;
@@ -207,9 +224,11 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
             return EXIT_STOPPED;
         }
     };
+    // Remote objects' sizes are not known before their HEAD: the bar's bytes count local files only.
     let total_bytes: u64 = manifest
         .entries
         .iter()
+        .filter(|e| !e.is_remote())
         .filter_map(|e| std::fs::metadata(manifest.root.join(e.path())).ok())
         .map(|m| m.len())
         .sum();
@@ -252,8 +271,14 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
 
 /// `run --dry-run`: what a run would upload, from the manifest and the files alone, and how long it would
 /// take at the limits that apply.
-fn dry_run(manifest: &Manifest, api_rps: u32, calls: u32, s3_rps: u32, upload_rate: Option<u64>) -> u8 {
-    let plan = Plan::of(manifest);
+fn dry_run(
+    manifest: &Manifest,
+    plan: &Plan,
+    api_rps: u32,
+    calls: u32,
+    s3_rps: u32,
+    upload_rate: Option<u64>,
+) -> u8 {
     println!(
         "dry run: {} of {} entries would be uploaded, {:.1} MiB",
         plan.files,
@@ -261,12 +286,8 @@ fn dry_run(manifest: &Manifest, api_rps: u32, calls: u32, s3_rps: u32, upload_ra
         plan.bytes as f64 / 1048576.0
     );
     let mut sizes = estimate::Sizes::default();
-    for entry in manifest.entries.iter() {
-        if let Some(meta) = manifest.resolve(&entry).ok().and_then(|p| std::fs::metadata(p).ok())
-            && meta.is_file()
-        {
-            sizes.add(meta.len());
-        }
+    for &size in &plan.sizes {
+        sizes.add(size);
     }
     for line in sizes.lines() {
         println!("  {line}");

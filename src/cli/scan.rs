@@ -1,5 +1,6 @@
 //! `spinlift scan DIR -o manifest.json`: a manifest from a directory tree, with each file's custom
-//! metadata (`data`) from its sidecar or a CSV if asked.
+//! metadata (`data`) from its sidecar or a CSV if asked. A remote prefix (`s3://bucket/prefix`, `gs://`,
+//! `az://`) is listed instead: see `scan_remote`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -14,24 +15,26 @@ use super::{EXIT_OK, EXIT_STOPPED};
 
 #[derive(Args)]
 pub(crate) struct ScanArgs {
-    /// The directory to scan; it becomes the manifest's root.
-    dir: PathBuf,
+    /// The directory to scan; it becomes the manifest's root. Or a remote prefix (s3://bucket/prefix,
+    /// gs://bucket/prefix, az://container/prefix): its objects are listed, and it becomes the manifest's
+    /// source_root.
+    pub(crate) dir: PathBuf,
     /// The manifest to write: .json, or .jsonl for big trees (one asset per line).
     #[arg(long, short)]
-    output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Only files whose path (relative to DIR, with '/') matches one of these globs. As in .gitignore:
     /// `*` stays within a directory, `**` crosses them, a glob without '/' matches the name at any depth.
     #[arg(long)]
-    include: Vec<String>,
+    pub(crate) include: Vec<String>,
     /// Leave out files whose relative path matches one of these globs (same rules as --include).
     #[arg(long)]
-    exclude: Vec<String>,
+    pub(crate) exclude: Vec<String>,
     /// Include hidden files and directories (names starting with '.').
     #[arg(long)]
-    hidden: bool,
+    pub(crate) hidden: bool,
     /// Follow symbolic links (the run still refuses any that lead outside DIR).
     #[arg(long)]
-    follow_links: bool,
+    pub(crate) follow_links: bool,
     /// Give each file the custom metadata (FileSpin `data`) of its sidecar: `photos/a.jpg` ->
     /// `photos/a.json`.
     ///
@@ -44,7 +47,7 @@ pub(crate) struct ScanArgs {
     /// --data-schema-id stops the scan (exit 2); "mode": "REPLACE" is warned about (spinlift always
     /// appends: the same on a new asset).
     #[arg(long)]
-    sidecars: bool,
+    pub(crate) sidecars: bool,
     /// Custom metadata from a CSV file with a header row, one row per file.
     ///
     /// Each row's path (relative to DIR, with '/') is in the `path` column (see --metadata-csv-key);
@@ -52,36 +55,42 @@ pub(crate) struct ScanArgs {
     /// naming no listed file are warned about; a path on two rows stops the scan (exit 2), as does data
     /// that FileSpin would refuse. With --sidecars too, the two are merged and a sidecar's keys win.
     #[arg(long, value_name = "FILE")]
-    metadata_csv: Option<PathBuf>,
+    pub(crate) metadata_csv: Option<PathBuf>,
     /// The --metadata-csv column that holds the paths [default: path].
     #[arg(long, value_name = "COLUMN", requires = "metadata_csv")]
-    metadata_csv_key: Option<String>,
+    pub(crate) metadata_csv_key: Option<String>,
     /// The FileSpin data schema of every entry's data, written as the manifest's `data_schema_id`.
     #[arg(long, value_name = "ID")]
-    data_schema_id: Option<u64>,
+    pub(crate) data_schema_id: Option<u64>,
+    /// For a remote prefix: listing requests per second (each page of up to 1,000 objects); 0 for no limit.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub(crate) source_rps: u32,
+    /// For a remote prefix: allow a plain http:// endpoint that is not loopback.
+    #[arg(long)]
+    pub(crate) allow_http: bool,
 }
 
 #[derive(Default)]
-struct Counts {
-    files: u64,
-    bytes: u64,
-    filtered: u64,
-    hidden: u64,
+pub(crate) struct Counts {
+    pub(crate) files: u64,
+    pub(crate) bytes: u64,
+    pub(crate) filtered: u64,
+    pub(crate) hidden: u64,
     links: u64,
     not_utf8: u64,
     unreadable: u64,
     /// Files whose entry has `data`.
-    with_data: u64,
+    pub(crate) with_data: u64,
     /// Files that have a sidecar.
     from_sidecars: u64,
     /// Files that have a row in --metadata-csv.
-    from_csv: u64,
+    pub(crate) from_csv: u64,
     /// Sidecars that ask for `"mode": "REPLACE"`.
     replace: Sample,
     /// `.json` files (kept by the filters) that are no listed file's sidecar.
     orphans: Sample,
     /// Rows of --metadata-csv that name no listed file, as (line, path).
-    unmatched: Vec<(u64, String)>,
+    pub(crate) unmatched: Vec<(u64, String)>,
 }
 
 /// How many of something there are, and the first few, to name in one warning.
@@ -107,7 +116,7 @@ impl Sample {
     }
 }
 
-fn globs(patterns: &[String]) -> Result<Option<GlobSet>, String> {
+pub(crate) fn globs(patterns: &[String]) -> Result<Option<GlobSet>, String> {
     if patterns.is_empty() {
         return Ok(None);
     }
@@ -125,8 +134,14 @@ fn globs(patterns: &[String]) -> Result<Option<GlobSet>, String> {
     b.build().map(Some).map_err(|e| e.to_string())
 }
 
-pub(crate) fn scan(args: ScanArgs) -> u8 {
-    match scan_inner(&args) {
+pub(crate) async fn scan(args: ScanArgs) -> u8 {
+    let scanned = match args.dir.to_str() {
+        Some(prefix) if super::scan_remote::is_remote(prefix) => {
+            super::scan_remote::scan_remote(&args, prefix).await
+        }
+        _ => scan_inner(&args),
+    };
+    match scanned {
         Ok(c) => {
             for warning in warnings(&args, &c) {
                 eprintln!("warning: {warning}");
@@ -209,14 +224,14 @@ fn warnings(args: &ScanArgs, c: &Counts) -> Vec<String> {
 }
 
 /// The data of one --metadata-csv row.
-struct CsvRow {
+pub(crate) struct CsvRow {
     /// 1-based line the row starts on.
-    line: u64,
-    data: Map<String, Value>,
+    pub(crate) line: u64,
+    pub(crate) data: Map<String, Value>,
 }
 
 /// --metadata-csv, read whole: its rows by path.
-fn read_csv(file: &Path, key: &str) -> Result<HashMap<String, CsvRow>, String> {
+pub(crate) fn read_csv(file: &Path, key: &str) -> Result<HashMap<String, CsvRow>, String> {
     let name = file.display();
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::Headers)
@@ -365,13 +380,13 @@ struct DirSidecars {
 /// The manifest being written: a temporary file beside OUT, renamed over it when the scan succeeds,
 /// so a failed scan leaves no manifest (and any earlier one intact). OUT that exists and is not a
 /// regular file (`/dev/stdout`, a pipe) is written directly.
-enum Output {
+pub(crate) enum Output {
     Temp(tempfile::NamedTempFile),
     Direct(std::fs::File),
 }
 
 impl Output {
-    fn create(out: &Path) -> Result<Output, String> {
+    pub(crate) fn create(out: &Path) -> Result<Output, String> {
         let fail = |e: std::io::Error| format!("cannot create the manifest {}: {e}", out.display());
         if std::fs::metadata(out).is_ok_and(|m| !m.is_file()) {
             return std::fs::File::create(out).map(Output::Direct).map_err(fail);
@@ -393,7 +408,7 @@ impl Output {
         b.tempfile_in(dir).map(Output::Temp).map_err(fail)
     }
 
-    fn file(&self) -> &std::fs::File {
+    pub(crate) fn file(&self) -> &std::fs::File {
         match self {
             Output::Temp(t) => t.as_file(),
             Output::Direct(f) => f,
@@ -407,7 +422,7 @@ impl Output {
         }
     }
 
-    fn finish(self, out: &Path) -> Result<(), String> {
+    pub(crate) fn finish(self, out: &Path) -> Result<(), String> {
         match self {
             Output::Temp(t) => {
                 t.persist(out).map(drop).map_err(|e| format!("{}: {}", out.display(), e.error))

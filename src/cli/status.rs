@@ -56,8 +56,14 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
     let mut bytes_total = 0u64;
     let mut failures = Vec::new();
     for entry in manifest.entries.iter() {
-        bytes_total += std::fs::metadata(manifest.root.join(entry.path())).map(|m| m.len()).unwrap_or(0);
-        match checkpoints.get(entry.id()).map(|r| r.state) {
+        let record = checkpoints.get(entry.id());
+        // status makes no network call: a remote object's size is what a run recorded of it, if any.
+        bytes_total += if entry.is_remote() {
+            record.as_ref().and_then(|r| r.source).map_or(0, |s| s.size)
+        } else {
+            std::fs::metadata(manifest.root.join(entry.path())).map(|m| m.len()).unwrap_or(0)
+        };
+        match record.map(|r| r.state) {
             Some(state @ (State::Registered { .. } | State::DataSet { .. } | State::Verified { .. })) => {
                 c.registered += 1;
                 c.bytes_done += state.registered().map_or(0, |(_, size, _)| size);
@@ -69,7 +75,7 @@ pub(crate) fn status(args: StatusArgs) -> u8 {
             Some(State::Failed { failure, .. }) => {
                 c.failed += 1;
                 c.processing_failed += u64::from(failure.step == spinlift_core::Step::Verify);
-                failures.push(format!("{}: {failure}", entry.path()));
+                failures.push(format!("{}: {failure}", entry.shown_path()));
             }
             _ => c.pending += 1,
         }

@@ -41,6 +41,9 @@ pub(crate) enum Workload {
     /// A 10⁶-entry JSON Lines manifest whose checkpoint says every entry is registered: the memory per
     /// entry and the time to load, replay and resume it (no uploads, no server).
     Entries,
+    /// The `mixed` set read from an S3 source (the emulator's source bucket, in its process) against the
+    /// same set from local disk: what streaming from the old storage costs.
+    Remote,
 }
 
 impl Workload {
@@ -52,10 +55,11 @@ impl Workload {
             Workload::Mixed => (200, 0),
             Workload::Huge => (1, 1024 * MIB),
             Workload::Entries => (1_000_000, 0),
+            Workload::Remote => (200, 0),
         };
         let count = count.unwrap_or(default_count);
         match (self, size) {
-            (Workload::Mixed, None) => {
+            (Workload::Mixed | Workload::Remote, None) => {
                 use rand::{Rng, SeedableRng};
                 let mut rng = rand::rngs::StdRng::seed_from_u64(0x91070);
                 let (lo, hi) = ((100 * KIB) as f64, (20 * MIB) as f64);
@@ -74,6 +78,7 @@ impl Workload {
             Workload::Mixed => "mixed",
             Workload::Huge => "huge",
             Workload::Entries => "entries",
+            Workload::Remote => "remote",
         }
     }
 }
@@ -190,10 +195,15 @@ struct WorkloadResult {
     clients: Vec<Figures>,
     /// spinlift's throughput (files/s for a workload of small files, MB/s otherwise) ÷ the raw client's.
     ratio_to_raw: f64,
-    /// The same without spinlift's journal.
-    ratio_to_raw_no_journal: f64,
-    /// How much longer spinlift took with its journal than without, in percent.
-    journal_cost_percent: f64,
+    /// The same without spinlift's journal (not measured for `remote`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio_to_raw_no_journal: Option<f64>,
+    /// How much longer spinlift took with its journal than without, in percent (not for `remote`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    journal_cost_percent: Option<f64>,
+    /// `remote`: spinlift's throughput reading the set from the S3 source ÷ reading it from local disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio_remote_to_local: Option<f64>,
     /// spinlift's MB/s ÷ single-core MD5 speed (for large files, where hashing can be the bound).
     ratio_to_md5: f64,
 }
@@ -260,7 +270,17 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             continue;
         }
         let sizes = workload.sizes(args.count, args.size);
-        let set = generate(&dir.join(workload.name()), &sizes)?;
+        // The remote workload's files are the source bucket's objects: `<dir>/remote/source/…`, served
+        // by the emulator's source bucket `source` (its directory is `<dir>/remote`).
+        let set_dir = match workload {
+            Workload::Remote => dir.join("remote").join("source"),
+            _ => dir.join(workload.name()),
+        };
+        let set = generate(&set_dir, &sizes)?;
+        let remote = match workload {
+            Workload::Remote => Some(remote_manifest(&set, &dir.join("remote"))?),
+            _ => None,
+        };
         let bytes: u64 = sizes.iter().sum();
         eprintln!(
             "{}: {} files, {:.1} MiB, {} in flight",
@@ -269,7 +289,10 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             bytes as f64 / MIB as f64,
             args.concurrency
         );
-        let clients = [Client::Raw, Client::Spinlift, Client::SpinliftNoJournal];
+        let clients = match workload {
+            Workload::Remote => [Client::Raw, Client::Spinlift, Client::SpinliftRemote],
+            _ => [Client::Raw, Client::Spinlift, Client::SpinliftNoJournal],
+        };
         let mut passes: Vec<Vec<Outcome>> = vec![Vec::new(); clients.len()];
         for round in 0..args.repeat {
             let mut order: Vec<usize> = (0..clients.len()).collect();
@@ -277,7 +300,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
                 order.reverse();
             }
             for i in order {
-                let outcome = pass(&args, &set, clients[i], &dir)?;
+                let outcome = pass(&args, &set, remote.as_ref(), clients[i], &dir)?;
                 eprintln!(
                     "  {:<22} {:>8.1} files/s {:>8.1} MB/s{}",
                     clients[i].label(),
@@ -302,13 +325,17 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         let request_bound = bytes / sizes.len().max(1) as u64 <= 256 * KIB;
         let throughput = |f: &Figures| if request_bound { f.files_per_s } else { f.mb_per_s };
         let ratio = |f: &Figures| throughput(f) / throughput(&figures[0]).max(1e-9);
+        let is_remote = workload == Workload::Remote;
         results.workloads.push(WorkloadResult {
             workload,
             files: sizes.len(),
             bytes,
             ratio_to_raw: ratio(&figures[1]),
-            ratio_to_raw_no_journal: ratio(&figures[2]),
-            journal_cost_percent: (figures[1].elapsed_s / figures[2].elapsed_s.max(1e-9) - 1.0) * 100.0,
+            ratio_to_raw_no_journal: (!is_remote).then(|| ratio(&figures[2])),
+            journal_cost_percent: (!is_remote)
+                .then(|| (figures[1].elapsed_s / figures[2].elapsed_s.max(1e-9) - 1.0) * 100.0),
+            ratio_remote_to_local: is_remote
+                .then(|| throughput(&figures[2]) / throughput(&figures[1]).max(1e-9)),
             ratio_to_md5: figures[1].mb_per_s / md5_mb_s.max(1e-9),
             clients: figures,
         });
@@ -362,6 +389,19 @@ fn generate(dir: &Path, sizes: &[u64]) -> Result<SampleSet, String> {
     Ok(set)
 }
 
+/// The manifest of `set` read from the source bucket `source` (whose directory is `bucket_dir`), as
+/// `spinlift scan s3://source/` would write it: the same ids, so both passes register the same entries.
+fn remote_manifest(set: &SampleSet, bucket_dir: &Path) -> Result<PathBuf, String> {
+    let path = bucket_dir.join("remote.jsonl");
+    let mut text = String::from("{\"version\":1,\"source_root\":\"s3://source/\"}\n");
+    for file in &set.files {
+        let line = serde_json::json!({"source": file.path, "id": file.id});
+        text += &format!("{line}\n");
+    }
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
 /// `count` entries as `scan` would list them, with a checkpoint in which every one is registered.
 fn finished_batch(dir: &Path, count: usize) -> Result<PathBuf, String> {
     use spinlift_manifest::journal::{Journal, JournalOptions, Record};
@@ -383,6 +423,7 @@ fn finished_batch(dir: &Path, count: usize) -> Result<PathBuf, String> {
     let fingerprint = spinlift::checkpoint_fingerprint(
         paths.iter().map(String::as_str),
         &std::path::absolute(&dir).map_err(|e| e.to_string())?,
+        None,
     );
     let runtime = tokio::runtime::Handle::current();
     tokio::task::block_in_place(|| {
@@ -399,6 +440,7 @@ fn finished_batch(dir: &Path, count: usize) -> Result<PathBuf, String> {
                 let stamp = spinlift_manifest::journal::SourceStamp {
                     size: 100_000 + i as u64,
                     mtime_ms: 1_700_000_000_000,
+                    tag: 0,
                 };
                 journal
                     .append_nowait(Record::new(path.as_str(), state).with_source(stamp))
@@ -478,11 +520,14 @@ fn entries_workload(dir: &Path, count: usize) -> Result<EntriesResult, String> {
 struct ChildEmulator {
     child: Child,
     api_url: String,
+    /// With a source bucket: the `AWS_*` variables a client reaches it with.
+    source_env: Vec<(String, String)>,
     storage: tempfile::TempDir,
 }
 
 impl ChildEmulator {
-    fn start(scratch: &Path) -> Result<ChildEmulator, String> {
+    /// Starts the emulator; with `source_dir`, also its source bucket over that directory.
+    fn start(scratch: &Path, source_dir: Option<&Path>) -> Result<ChildEmulator, String> {
         // The objects go to memory where there is a tmpfs: on a disk, deleting one pass's objects makes
         // the file system slow for the next pass (measured: the raw client at 2,148 files/s on a fresh
         // disk, 400-500 right after a deletion), and the bench would measure the server's disk.
@@ -490,9 +535,12 @@ impl ChildEmulator {
         let base = if shm.is_dir() { shm } else { scratch };
         let storage = tempfile::tempdir_in(base).map_err(|e| e.to_string())?;
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut child = Command::new(exe)
-            .args(["emulator", "--storage-dir"])
-            .arg(storage.path())
+        let mut command = Command::new(exe);
+        command.args(["emulator", "--storage-dir"]).arg(storage.path());
+        if let Some(dir) = source_dir {
+            command.arg("--source-dir").arg(dir);
+        }
+        let mut child = command
             .env("SPINLIFT_EMULATOR_API_KEY", EMULATOR_KEY)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -501,19 +549,32 @@ impl ChildEmulator {
             .map_err(|e| format!("cannot start the emulator: {e}"))?;
         let stdout = child.stdout.take().ok_or("the emulator has no stdout")?;
         let mut lines = std::io::BufReader::new(stdout).lines();
-        let api_url = loop {
+        let mut api_url = None;
+        let mut source_env = Vec::new();
+        // The API URL comes first; with a source bucket, its `AWS_*` lines until the web server's.
+        loop {
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(url) = line.strip_prefix("FILESPIN_API_URL=") {
-                        break url.to_owned();
+                        api_url = Some(url.to_owned());
+                        if source_dir.is_none() {
+                            break;
+                        }
+                    } else if let Some((name, value)) = line.split_once('=')
+                        && name.starts_with("AWS_")
+                    {
+                        source_env.push((name.to_owned(), value.to_owned()));
+                    } else if line.starts_with("source web server:") {
+                        break;
                     }
                 }
                 _ => return Err("the emulator did not start".into()),
             }
-        };
+        }
+        let api_url = api_url.ok_or("the emulator gave no API URL")?;
         // Keep reading: an emulator whose stdout is closed dies on its next line.
         std::thread::spawn(move || lines.for_each(drop));
-        Ok(ChildEmulator { child, api_url, storage })
+        Ok(ChildEmulator { child, api_url, source_env, storage })
     }
 }
 
@@ -528,23 +589,40 @@ impl Drop for ChildEmulator {
 const EMULATOR_KEY: &str = "bench-emulator-key";
 
 /// One client's pass over the workload, in a child process against a fresh FileSpin.
-fn pass(args: &BenchArgs, set: &SampleSet, client: Client, dir: &Path) -> Result<Outcome, String> {
+fn pass(
+    args: &BenchArgs,
+    set: &SampleSet,
+    remote: Option<&PathBuf>,
+    client: Client,
+    dir: &Path,
+) -> Result<Outcome, String> {
     let scratch = tempfile::tempdir_in(dir).map_err(|e| e.to_string())?;
+    // The remote workload's passes all run against an emulator with the source bucket (the local
+    // passes leave it idle), so that each pass has the same servers beside it.
+    let source_dir = remote.and_then(|manifest| manifest.parent());
     let (emulator, api_url, api_key, api_rps) = match &args.api_url {
         Some(url) => (None, url.clone(), args.api_key.clone().unwrap_or_default(), args.api_rps),
         None => {
-            let emulator = ChildEmulator::start(scratch.path())?;
+            let emulator = ChildEmulator::start(scratch.path(), source_dir)?;
             let url = emulator.api_url.clone();
             (Some(emulator), url, EMULATOR_KEY.to_owned(), 0)
         }
     };
     let out = scratch.path().join("outcome.json");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let status = Command::new(exe)
+    let manifest = match (client, remote) {
+        (Client::SpinliftRemote, Some(remote)) => remote.clone(),
+        _ => set.manifest.clone(),
+    };
+    let mut command = Command::new(exe);
+    if let Some(emulator) = &emulator {
+        command.envs(emulator.source_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
+    let status = command
         .arg("bench-worker")
         .args(["--client", client.to_possible_value_name()])
         .arg("--manifest")
-        .arg(&set.manifest)
+        .arg(&manifest)
         .args(["--api-url", &api_url, "--api-rps", &api_rps.to_string()])
         .args(["--concurrency", &args.concurrency.to_string()])
         .arg("--checkpoint")
@@ -574,6 +652,7 @@ impl PossibleValueName for Client {
             Client::Raw => "raw",
             Client::Spinlift => "spinlift",
             Client::SpinliftNoJournal => "spinlift-no-journal",
+            Client::SpinliftRemote => "spinlift-remote",
         }
     }
 }
@@ -628,14 +707,17 @@ fn print_table(results: &Results) {
                 f.failed
             );
         }
-        println!(
-            "{:<8} spinlift ÷ raw: {:.2}× ({}); without journal {:.2}×; journal cost {:+.1} %; ÷ MD5 speed {:.2}×",
-            "",
-            w.ratio_to_raw,
-            if w.bytes / w.files.max(1) as u64 <= 256 * KIB { "files/s" } else { "MB/s" },
-            w.ratio_to_raw_no_journal,
-            w.journal_cost_percent,
-            w.ratio_to_md5
-        );
+        let unit = if w.bytes / w.files.max(1) as u64 <= 256 * KIB { "files/s" } else { "MB/s" };
+        match (w.ratio_to_raw_no_journal, w.journal_cost_percent, w.ratio_remote_to_local) {
+            (Some(no_journal), Some(cost), _) => println!(
+                "{:<8} spinlift ÷ raw: {:.2}× ({unit}); without journal {no_journal:.2}×; journal cost {cost:+.1} %; ÷ MD5 speed {:.2}×",
+                "", w.ratio_to_raw, w.ratio_to_md5
+            ),
+            (_, _, Some(remote)) => println!(
+                "{:<8} spinlift ÷ raw: {:.2}× ({unit}); from the S3 source ÷ from local disk: {remote:.2}×",
+                "", w.ratio_to_raw
+            ),
+            _ => {}
+        }
     }
 }

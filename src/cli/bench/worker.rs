@@ -23,6 +23,8 @@ pub(crate) enum Client {
     Spinlift,
     /// spinlift without its checkpoint journal.
     SpinliftNoJournal,
+    /// spinlift as `spinlift run` runs it, reading the workload from an S3 source.
+    SpinliftRemote,
 }
 
 impl Client {
@@ -31,6 +33,7 @@ impl Client {
             Client::Raw => "raw client",
             Client::Spinlift => "spinlift",
             Client::SpinliftNoJournal => "spinlift, no journal",
+            Client::SpinliftRemote => "spinlift, S3 source",
         }
     }
 }
@@ -106,12 +109,12 @@ pub(crate) async fn worker(args: WorkerArgs) -> u8 {
     };
     let mut outcome = match args.client {
         Client::Raw => super::raw::run(&manifest, &args.api_url, &api_key, args.concurrency).await,
-        Client::Spinlift | Client::SpinliftNoJournal => {
+        Client::Spinlift | Client::SpinliftNoJournal | Client::SpinliftRemote => {
             let mut builder = Engine::builder(args.api_url, Secret::new(api_key))
                 .concurrency(args.concurrency)
                 .api_rps(args.api_rps);
             builder = match (&args.checkpoint, args.client) {
-                (Some(path), Client::Spinlift) => builder.checkpoint(path),
+                (Some(path), Client::Spinlift | Client::SpinliftRemote) => builder.checkpoint(path),
                 _ => builder.no_checkpoint(),
             };
             let engine = match builder.build() {
