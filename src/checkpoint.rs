@@ -102,8 +102,6 @@ pub(crate) fn record(
 pub(crate) struct Resumed {
     pub(crate) asset: Asset,
     pub(crate) form: Option<UploadForm>,
-    /// Something the user should hear about this entry.
-    pub(crate) note: Option<String>,
 }
 
 pub(crate) fn resume(
@@ -114,7 +112,7 @@ pub(crate) fn resume(
     now: UnixMillis,
 ) -> Resumed {
     let Some(record) = recorded else {
-        return Resumed { asset: Asset::new(limits), form: None, note: None };
+        return Resumed { asset: Asset::new(limits), form: None };
     };
     let form: Option<UploadForm> = record.form.clone().and_then(|v| serde_json::from_value(v).ok());
     let source_changed = match (record.source, current_source) {
@@ -125,12 +123,7 @@ pub(crate) fn resume(
         ResumeFacts { form_expires_at: form.as_ref().map(|f| f.expires_at), source_changed, retry_failed };
     let asset = Asset::resume(record.state.clone(), facts, limits, now);
     let form = form.filter(|f| asset.state().asset_id() == Some(f.asset_id.as_str()));
-    let note = (source_changed && matches!(asset.state(), State::Uploaded { .. })).then(|| {
-        "changed since it was uploaded, and its upload form has expired: registering the version \
-         already in storage rather than creating a second asset"
-            .to_owned()
-    });
-    Resumed { asset, form, note }
+    Resumed { asset, form }
 }
 
 /// The fingerprint a run writes into its journal's header: the manifest's entry ids, and the directory

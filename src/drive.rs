@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
-use spinlift_core::{Action, Asset, Event, Failure, FailureKind, Goal, State, Step};
+use spinlift_core::{Action, Asset, Event, Failure, FailureKind, Goal, LookedUp, State, Step};
 use spinlift_manifest::journal::{Journal, JournalError, Record, SourceStamp};
 use spinlift_manifest::{Entry, Manifest};
 use spinlift_source::{Opened, SourceError, SourceUrl};
@@ -156,13 +156,6 @@ impl Run<'_> {
         let stamp = source.as_ref().ok().map(|s| s.stamp);
         let resumed = resume(recorded.as_ref(), stamp, self.retry_failed, engine.config.limits, now());
         let (mut asset, mut form) = (resumed.asset.with_goal(goal), resumed.form);
-        if let Some(note) = resumed.note {
-            tracing::warn!(path = %entry.shown_path(), "{note}");
-            self.notes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(format!("{}: {note}", entry.shown_path()));
-        }
         let mut last_failure_timed_out = false;
         if let Some(r) = &recorded
             && &r.state != asset.state()
@@ -326,6 +319,22 @@ impl Run<'_> {
                         Err(e) => Event::Failed(e.to_failure()),
                     }
                 }
+                Action::LookUp { asset_id } => {
+                    // Get Data ("Assets - Data", developers.filespin.io) on an asset id whose
+                    // registration a crash may have cut off unrecorded. The docs do not say what it
+                    // answers for an id that was issued but never registered: 404 (as the emulator
+                    // does) is taken as "not registered"; an answer with the size and checksum as
+                    // "registered"; anything else tells nothing (core then registers what storage
+                    // holds, never uploading over a registered asset's object).
+                    let slot = self.throttle.slot().await;
+                    let result = engine.client.asset_data(&asset_id).await;
+                    drop(slot);
+                    match result {
+                        Ok(data) => Event::Found { size: data.size, checksum: data.checksum },
+                        Err(e) if e.status() == Some(404) => Event::NotFound,
+                        Err(e) => Event::Failed(Failure { step: Step::LookUp, ..e.to_failure() }),
+                    }
+                }
                 other => unreachable!("core asked for an action this engine does not know: {other:?}"),
             };
             // Failures the engine found itself (an expiring form) sent nothing to any server.
@@ -354,9 +363,15 @@ impl Run<'_> {
                 Event::Failed(f) => Some(f.clone()),
                 _ => None,
             };
+            let looked_up = asset.looked_up();
             if let Err(e) = asset.apply(event, now()) {
                 // A bug, not a network condition: fail the entry loudly rather than loop.
                 asset.fail_source(Step::Upload, format!("internal error: {e}"));
+            }
+            if let Some(outcome) = asset.looked_up()
+                && looked_up.is_none()
+            {
+                self.looked_up_note(entry, outcome);
             }
             if let Some(f) = failure
                 && !asset.state().is_final()
@@ -387,6 +402,26 @@ impl Run<'_> {
         let note = if asset.state().is_done(goal) { None } else { self.stop_note() };
         let report = EntryReport::from_state(entry.id(), &entry.shown_path(), asset.state(), note.as_ref());
         Driven { report, state: Some(asset.state().clone()), note, registered }
+    }
+
+    /// Tells the user how the look-up of an entry changed since its upload ended.
+    fn looked_up_note(&self, entry: Entry<'_>, outcome: LookedUp) {
+        let note = match outcome {
+            LookedUp::Registered => {
+                "changed after it was uploaded, but FileSpin had registered it already (a crash cut off the \
+                 record): its asset keeps the version uploaded before; upload the new one as another entry \
+                 if it is wanted"
+            }
+            LookedUp::NotRegistered => {
+                "changed after it was uploaded, before it was registered: uploaded again"
+            }
+            _ => {
+                "changed after it was uploaded, and FileSpin's answer does not tell whether it was \
+                 registered: registering the version already in storage rather than creating a second asset"
+            }
+        };
+        tracing::warn!(path = %entry.shown_path(), "{note}");
+        self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{}: {note}", entry.shown_path()));
     }
 
     /// Uploads the source with `form`, streamed from where it is (a local file, a remote object's GET);
@@ -420,7 +455,7 @@ impl Run<'_> {
                 drop(slot);
                 // The object's GET (or the file's open) failed: a remote source's trouble is its own step.
                 let step = if src.url.is_remote() { Step::ReadSource } else { Step::Upload };
-                return Event::Failed(e.to_failure(step));
+                return Event::Failed(crate::source::source_failure(&e, step, &src.url));
             }
         };
         drop(slot);

@@ -494,6 +494,21 @@ impl EngineBuilder {
         self
     }
 
+    /// Requests per second to remote sources (HEAD and GET of each object, over all of them); 0 for no
+    /// limit (the default).
+    pub fn source_rps(mut self, rps: u32) -> Self {
+        self.config.source_rps = NonZeroU32::new(rps);
+        self
+    }
+
+    /// How remote sources are reached (an S3 endpoint, keys, timeouts) instead of from the
+    /// environment alone; see [`SourcesConfig`]. Its `allow_http` and `rps` are those of
+    /// [`allow_http`](Self::allow_http) and [`source_rps`](Self::source_rps).
+    pub fn sources(mut self, sources: SourcesConfig) -> Self {
+        self.config.sources = sources;
+        self
+    }
+
     /// Upload bandwidth over all uploads together, bytes per second; 0 for no limit (the default).
     pub fn bandwidth(mut self, bytes_per_second: u64) -> Self {
         self.config.bandwidth = NonZeroU64::new(bytes_per_second);

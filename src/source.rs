@@ -4,7 +4,7 @@
 use spinlift_core::{Failure, FailureKind, Step};
 use spinlift_manifest::journal::SourceStamp;
 use spinlift_manifest::{Entry, Manifest, ManifestError};
-use spinlift_source::{ObjectMeta, SourceUrl, Sources};
+use spinlift_source::{ObjectMeta, SourceError, SourceUrl, Sources};
 
 use crate::engine::MAX_POST_OBJECT_SIZE;
 
@@ -44,7 +44,7 @@ pub(crate) async fn check_source(
         return check_local(manifest, entry);
     }
     let url = remote_url(manifest, entry)?;
-    let meta = sources.head(&url).await.map_err(|e| e.to_failure(Step::ReadSource))?;
+    let meta = sources.head(&url).await.map_err(|e| source_failure(&e, Step::ReadSource, &url))?;
     if meta.size > MAX_POST_OBJECT_SIZE {
         return Err(unusable(format!("{} bytes is more than an S3 POST upload takes (5 GiB)", meta.size)));
     }
@@ -54,6 +54,18 @@ pub(crate) async fn check_source(
         tag: meta.fingerprint(),
     };
     Ok(Source { url, meta, stamp })
+}
+
+/// A source's error as core's [`Failure`] at `step`, its message without the source's URL in front: the
+/// report and the summary name the entry already, and the summary counts failures by reason ("2 × not
+/// found"), as it does for local files.
+pub(crate) fn source_failure(error: &SourceError, step: Step, url: &SourceUrl) -> Failure {
+    let mut failure = error.to_failure(step);
+    let shown = url.to_string();
+    if let Some(rest) = failure.message.strip_prefix(shown.as_str()) {
+        failure.message = rest.trim_start_matches([':', ' ']).to_owned();
+    }
+    failure
 }
 
 /// A remote entry's location, parsed (the manifest checked it lexically when it was read).

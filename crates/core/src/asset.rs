@@ -245,6 +245,16 @@ pub enum Event {
         /// FileSpin's reason for an `ERROR`, if it gives one.
         reason: Option<String>,
     },
+    /// [`Action::LookUp`]: FileSpin holds the asset as registered, with this size and checksum (`None`
+    /// when its answer does not say: then nothing tells whether it is registered).
+    Found {
+        /// The size FileSpin reports.
+        size: Option<u64>,
+        /// The checksum (MD5) FileSpin reports.
+        checksum: Option<String>,
+    },
+    /// [`Action::LookUp`]: FileSpin does not know the asset id (404): it was never registered.
+    NotFound,
     /// The backoff the machine asked for has been waited out.
     BackedOff,
     /// An attempt failed.
@@ -282,6 +292,13 @@ pub enum Action {
     },
     /// Read the asset's data (Get Data); send [`Event::Checked`].
     Verify {
+        /// The asset id.
+        asset_id: String,
+    },
+    /// Ask FileSpin whether `asset_id` is registered (Get Data): a resumed entry whose source changed
+    /// after its upload, and whose registration a crash may have cut off unrecorded. Send
+    /// [`Event::Found`], [`Event::NotFound`] (404) or [`Event::Failed`] (with [`Step::LookUp`]).
+    LookUp {
         /// The asset id.
         asset_id: String,
     },
@@ -330,6 +347,8 @@ fn event_name(e: &Event) -> &'static str {
         Event::Registered { .. } => "registered",
         Event::DataSet => "data_set",
         Event::Checked { .. } => "checked",
+        Event::Found { .. } => "found",
+        Event::NotFound => "not_found",
         Event::BackedOff => "backed_off",
         Event::Failed(_) => "failed",
     }
@@ -359,6 +378,24 @@ pub struct Asset {
     goal: Goal,
     /// `NOT_READY` answers so far.
     not_ready: u32,
+    /// An `Uploaded` asset whose source changed is looked up before anything else (see
+    /// [`Action::LookUp`]); this is its recorded form's expiry, if the form was recorded.
+    lookup: Option<Option<UnixMillis>>,
+    /// How the last look-up ended, for the engine to tell the user.
+    looked_up: Option<LookedUp>,
+}
+
+/// How [`Action::LookUp`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LookedUp {
+    /// FileSpin holds the asset registered: the entry is registered with what FileSpin holds (the
+    /// version uploaded before the source changed).
+    Registered,
+    /// FileSpin does not know it: the changed source is uploaded again.
+    NotRegistered,
+    /// FileSpin's answer did not tell: the version in storage is registered, never a second asset.
+    Unknown,
 }
 
 /// What a resumed run knows about an entry besides its recorded state.
@@ -397,7 +434,15 @@ impl Asset {
             form_margin_ms: limits.min_form_validity_ms,
             goal: Goal::default(),
             not_ready: 0,
+            lookup: None,
+            looked_up: None,
         }
+    }
+
+    /// How the look-up of a resumed asset whose source changed ended, once it has (see
+    /// [`Action::LookUp`]).
+    pub fn looked_up(&self) -> Option<LookedUp> {
+        self.looked_up
     }
 
     /// This asset, asked for `goal` beyond its registration.
@@ -427,7 +472,7 @@ impl Asset {
     /// | failed setting data or verifying | failed; with `retry_failed`: registered (set and verified again) |
     /// | failed | failed; with `retry_failed`: registered again if it failed after its upload, else pending |
     /// | uploaded, source unchanged | uploaded: register (`ASSET_ID_EXISTS` for our id counts as done) |
-    /// | uploaded, source changed | upload again with the same form while it is valid long enough, else register what storage holds (never a second asset) |
+    /// | uploaded, source changed | look the asset id up first ([`Action::LookUp`]): registered (a crash cut off its record) → registered with what FileSpin holds; not known (404) → uploaded again, with the same form while it is valid long enough, else with a fresh one (the old id was never registered); no answer that tells → register what storage holds (never a second asset) |
     /// | form issued; uploading | upload again with the same form (same key: S3 overwrites) while it is valid long enough, else pending (a fresh form) |
     /// | pending | pending |
     pub fn resume(state: State, facts: ResumeFacts, limits: Limits, now: UnixMillis) -> Self {
@@ -454,14 +499,12 @@ impl Asset {
                 }
             }
             State::Failed { .. } if facts.retry_failed => State::Pending,
-            // Changed since it was uploaded: upload the new bytes under the same asset id while its form
-            // is valid (S3 overwrites). With the form expired, register what storage holds rather than
-            // create a second asset; the engine tells the user.
-            State::Uploaded { asset_id, size, md5, started_at, completed_at } if facts.source_changed => {
-                match usable(facts.form_expires_at) {
-                    Some(expires_at) => State::FormIssued { asset_id, expires_at },
-                    None => State::Uploaded { asset_id, size, md5, started_at, completed_at },
-                }
+            // Changed since it was uploaded: whether it may be uploaded again depends on whether a
+            // crash cut off the record of its registration; the asset is looked up first.
+            state @ State::Uploaded { .. } if facts.source_changed => {
+                let mut asset = Self::from_state(state, limits);
+                asset.lookup = Some(facts.form_expires_at);
+                return asset;
             }
             State::FormIssued { asset_id, .. } | State::Uploading { asset_id, .. } => {
                 match usable(facts.form_expires_at) {
@@ -503,6 +546,9 @@ impl Asset {
             }
             // The engine sent UploadStarted and is waiting for the upload's outcome.
             State::Uploading { asset_id, .. } => Action::Upload { asset_id: asset_id.clone() },
+            State::Uploaded { asset_id, .. } if self.lookup.is_some() => {
+                Action::LookUp { asset_id: asset_id.clone() }
+            }
             State::Uploaded { asset_id, size, md5, started_at, completed_at } => Action::Register {
                 asset_id: asset_id.clone(),
                 size: *size,
@@ -566,6 +612,34 @@ impl Asset {
                 self.state =
                     State::Uploaded { asset_id: asset_id.clone(), size, md5, started_at, completed_at };
                 self.attempts = 0;
+            }
+            (State::Uploaded { asset_id, .. }, Event::Found { size: found, checksum })
+                if self.lookup.is_some() =>
+            {
+                self.lookup = None;
+                self.attempts = 0;
+                self.looked_up = Some(match (found, checksum) {
+                    // Registered: it is FileSpin's size and checksum that the asset holds.
+                    (Some(found), Some(checksum)) => {
+                        self.state =
+                            State::Registered { asset_id: asset_id.clone(), size: found, md5: checksum };
+                        LookedUp::Registered
+                    }
+                    // An answer without them tells nothing: register what storage holds.
+                    _ => LookedUp::Unknown,
+                });
+            }
+            (State::Uploaded { asset_id, .. }, Event::NotFound) if self.lookup.is_some() => {
+                let limits = self.limits;
+                let form = self.lookup.take().flatten();
+                self.attempts = 0;
+                self.looked_up = Some(LookedUp::NotRegistered);
+                // Never registered: upload the changed source again, under the same asset id while its
+                // form is valid long enough (S3 overwrites), else under a fresh one.
+                self.state = match form.filter(|e| now.millis_until(*e) >= limits.min_form_validity_ms) {
+                    Some(expires_at) => State::FormIssued { asset_id: asset_id.clone(), expires_at },
+                    None => State::Pending,
+                };
             }
             (State::Uploaded { asset_id, size, md5, .. }, Event::Registered { .. }) => {
                 self.state = State::Registered { asset_id: asset_id.clone(), size: *size, md5: md5.clone() };
@@ -664,6 +738,27 @@ impl Asset {
     }
 
     fn fail(&mut self, failure: Failure) {
+        // A look-up that cannot tell (an answer the API does not document, retries spent): register
+        // what storage holds, as before a look-up existed, rather than fail an uploaded asset.
+        if self.lookup.is_some() {
+            match classify(&failure) {
+                Disposition::StopBatch => self.stop = Some(failure),
+                Disposition::Retry if self.attempts + 1 < self.limits.max_attempts_per_step => {
+                    self.attempts += 1;
+                    self.backoff = Some(PendingBackoff {
+                        attempt: self.attempts,
+                        retry_after_ms: failure.retry_after_ms,
+                        not_ready: false,
+                    });
+                }
+                _ => {
+                    self.lookup = None;
+                    self.attempts = 0;
+                    self.looked_up = Some(LookedUp::Unknown);
+                }
+            }
+            return;
+        }
         // "Update Data" answers 400 while the asset is NOT_READY: a wait, not an attempt that failed.
         if failure.step == Step::SetData
             && matches!(&failure.kind, FailureKind::Status { status: 400, code: Some(c) } if c == "NOT_READY")

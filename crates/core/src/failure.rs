@@ -21,6 +21,9 @@ pub enum Step {
     SetData,
     /// `GET /api/v1/assets/{id}/data`: reading the asset back to verify it.
     Verify,
+    /// `GET /api/v1/assets/{id}/data` for a resumed entry whose source changed after its upload:
+    /// whether a crash cut off the record of its registration.
+    LookUp,
     /// Reading a remote source (an S3, GCS or Azure object, an HTTP(S) URL): its metadata before the
     /// form is asked for, or its bytes for the upload. Its 401/403 fail the asset, not the batch: they
     /// are the source's, not FileSpin's.
@@ -36,6 +39,7 @@ impl std::fmt::Display for Step {
             Step::SetData => "setting the asset's data",
             Step::Verify => "verifying the asset",
             Step::ReadSource => "reading the source",
+            Step::LookUp => "looking up whether the asset is registered",
         })
     }
 }
@@ -173,7 +177,10 @@ pub fn classify(failure: &Failure) -> Disposition {
                 // "Update Data": 400 while the asset is NOT_READY, "retry after a few seconds"
                 // (developers.filespin.io, Assets - Data, Update Data).
                 (400, Step::SetData) if code == "NOT_READY" => Retry,
-                (401 | 403, Step::RequestForm | Step::Register | Step::SetData | Step::Verify) => StopBatch,
+                (
+                    401 | 403,
+                    Step::RequestForm | Step::Register | Step::SetData | Step::Verify | Step::LookUp,
+                ) => StopBatch,
                 (_, Step::Upload) if S3_PERMANENT.contains(&code) || *status == 413 => FailAsset,
                 // An expired policy (AWS: 403 AccessDenied "Invalid according to Policy: Policy
                 // expired"; other S3 implementations: 400 "expiration date is in the past"), a

@@ -38,7 +38,9 @@ mod failure;
 mod time;
 
 pub use aimd::Aimd;
-pub use asset::{Action, Asset, Event, Goal, Limits, ResumeFacts, State, TransitionError, Uploaded};
+pub use asset::{
+    Action, Asset, Event, Goal, Limits, LookedUp, ResumeFacts, State, TransitionError, Uploaded,
+};
 pub use budget::RetryBudget;
 pub use failure::is_throttle;
 pub use failure::{Disposition, Failure, FailureKind, Step, classify};

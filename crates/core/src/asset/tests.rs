@@ -295,8 +295,13 @@ fn resume_registers_an_uploaded_entry_without_uploading_again() {
     );
 }
 
+/// An entry recorded as uploaded whose source changed since: a crash may have cut off the record of
+/// its registration, so FileSpin is asked first. Registered → kept with what FileSpin holds (never a
+/// second upload over a registered asset's object); unknown → the changed source uploaded again
+/// (the same id while its form is valid, else a fresh one: the old id was never registered); an
+/// answer that does not tell → what storage holds is registered (never a second asset).
 #[test]
-fn resume_uploads_a_changed_source_again_under_the_same_id_or_not_at_all() {
+fn resume_looks_a_changed_source_up_before_uploading_it_again() {
     let s = State::Uploaded {
         asset_id: "a1".into(),
         size: 3,
@@ -304,12 +309,60 @@ fn resume_uploads_a_changed_source_again_under_the_same_id_or_not_at_all() {
         started_at: T0,
         completed_at: T0,
     };
-    let facts = ResumeFacts { source_changed: true, form_expires_at: valid_form(), ..Default::default() };
-    assert_eq!(resumed(s.clone(), facts), Action::Upload { asset_id: "a1".into() });
-    // With the form expired, what storage holds is registered: never a second asset for the entry.
-    let facts =
+    let valid = ResumeFacts { source_changed: true, form_expires_at: valid_form(), ..Default::default() };
+    let expired =
         ResumeFacts { source_changed: true, form_expires_at: Some(T0.plus_secs(10)), ..Default::default() };
-    assert!(matches!(resumed(s, facts), Action::Register { asset_id, .. } if asset_id == "a1"));
+    let look_up = |facts: ResumeFacts| {
+        let a = Asset::resume(s.clone(), facts, Limits::default(), T0);
+        assert_eq!(a.next_action(T0), Action::LookUp { asset_id: "a1".into() });
+        a
+    };
+    // Registered before the crash: FileSpin's size and checksum are the asset's.
+    let mut a = look_up(valid);
+    let other_md5 = "0cc175b9c0f1b6a831c399e269772661";
+    a.apply(Event::Found { size: Some(1), checksum: Some(other_md5.into()) }, T0).unwrap();
+    assert_eq!(a.state(), &State::Registered { asset_id: "a1".into(), size: 1, md5: other_md5.into() });
+    assert_eq!(a.looked_up(), Some(LookedUp::Registered));
+    assert_eq!(a.next_action(T0), Action::Done);
+    // Never registered: uploaded again, under the same id while its form is valid.
+    let mut a = look_up(valid);
+    a.apply(Event::NotFound, T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::Upload { asset_id: "a1".into() });
+    assert_eq!(a.looked_up(), Some(LookedUp::NotRegistered));
+    let mut a = look_up(expired);
+    a.apply(Event::NotFound, T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::RequestForm, "a fresh form: the old id was never registered");
+    // An answer without size and checksum, an undocumented 4xx, or retries spent: register what
+    // storage holds.
+    for events in [
+        vec![Event::Found { size: None, checksum: None }],
+        vec![http(Step::LookUp, 400)],
+        std::iter::repeat_n([http(Step::LookUp, 503), Event::BackedOff], 10).flatten().collect(),
+    ] {
+        let mut a = look_up(valid);
+        for event in events {
+            // After the last attempt there is no backoff to wait out.
+            if event == Event::BackedOff && !matches!(a.next_action(T0), Action::Backoff { .. }) {
+                continue;
+            }
+            a.apply(event, T0).unwrap();
+        }
+        assert!(matches!(a.next_action(T0), Action::Register { asset_id, .. } if asset_id == "a1"));
+        assert_eq!(a.looked_up(), Some(LookedUp::Unknown));
+    }
+    // A busy FileSpin is asked again after a backoff; a refused key stops the batch.
+    let mut a = look_up(valid);
+    a.apply(http(Step::LookUp, 503), T0).unwrap();
+    assert!(matches!(a.next_action(T0), Action::Backoff { attempt: 1, .. }));
+    a.apply(Event::BackedOff, T0).unwrap();
+    assert_eq!(a.next_action(T0), Action::LookUp { asset_id: "a1".into() });
+    let mut a = look_up(valid);
+    a.apply(http(Step::LookUp, 401), T0).unwrap();
+    assert!(matches!(a.next_action(T0), Action::StopBatch(_)));
+    // An unchanged source is registered without a look-up.
+    let unchanged = ResumeFacts { form_expires_at: valid_form(), ..Default::default() };
+    let a = Asset::resume(s.clone(), unchanged, Limits::default(), T0);
+    assert!(matches!(a.next_action(T0), Action::Register { .. }));
 }
 
 #[test]
