@@ -371,7 +371,7 @@ impl Run<'_> {
             if let Some(outcome) = asset.looked_up()
                 && looked_up.is_none()
             {
-                self.looked_up_note(entry, outcome);
+                self.looked_up_note(entry, &before, outcome);
             }
             if let Some(f) = failure
                 && !asset.state().is_final()
@@ -404,8 +404,24 @@ impl Run<'_> {
         Driven { report, state: Some(asset.state().clone()), note, registered }
     }
 
-    /// Tells the user how the look-up of an entry changed since its upload ended.
-    fn looked_up_note(&self, entry: Entry<'_>, outcome: LookedUp) {
+    /// Tells the user how the look-up of a resumed entry ended, where it matters: an entry whose
+    /// source changed since its upload, or one in flight whose registration FileSpin cannot confirm.
+    fn looked_up_note(&self, entry: Entry<'_>, from: &State, outcome: LookedUp) {
+        if !matches!(from, State::Uploaded { .. }) {
+            // In flight when the run stopped: registered already, or not, is an ordinary recovery.
+            if outcome != LookedUp::Unknown {
+                tracing::info!(path = %entry.shown_path(), ?outcome, "looked up an entry in flight before the run stopped");
+                return;
+            }
+            let note = "in flight when the last run stopped, and FileSpin's answer does not tell whether it was \
+                        registered: uploaded again (with the same asset id while its form is valid)";
+            tracing::warn!(path = %entry.shown_path(), "{note}");
+            self.notes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{}: {note}", entry.shown_path()));
+            return;
+        }
         let note = match outcome {
             LookedUp::Registered => {
                 "changed after it was uploaded, but FileSpin had registered it already (a crash cut off the \
@@ -510,7 +526,7 @@ impl Run<'_> {
     ) -> Option<Durable> {
         let journal = self.journal.as_ref()?;
         let state = asset.state();
-        let record = record(entry.id(), state, form, stamp);
+        let record = record(entry.id(), state, form, stamp)?;
         if state.registered().is_some() {
             // Only the count waits for it: it joins the next group another entry's record starts.
             return Some(Box::pin(journal.append_lazy(record, REGISTERED_WITHIN)));

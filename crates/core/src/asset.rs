@@ -295,8 +295,8 @@ pub enum Action {
         /// The asset id.
         asset_id: String,
     },
-    /// Ask FileSpin whether `asset_id` is registered (Get Data): a resumed entry whose source changed
-    /// after its upload, and whose registration a crash may have cut off unrecorded. Send
+    /// Ask FileSpin whether `asset_id` is registered (Get Data): a resumed entry whose registration a
+    /// crash may have cut off unrecorded (one in flight, or one uploaded whose source changed since). Send
     /// [`Event::Found`], [`Event::NotFound`] (404) or [`Event::Failed`] (with [`Step::LookUp`]).
     LookUp {
         /// The asset id.
@@ -378,8 +378,8 @@ pub struct Asset {
     goal: Goal,
     /// `NOT_READY` answers so far.
     not_ready: u32,
-    /// An `Uploaded` asset whose source changed is looked up before anything else (see
-    /// [`Action::LookUp`]); this is its recorded form's expiry, if the form was recorded.
+    /// A resumed asset to look up before anything else (see [`Action::LookUp`]); this is its recorded
+    /// form's expiry, if the form was recorded.
     lookup: Option<Option<UnixMillis>>,
     /// How the last look-up ended, for the engine to tell the user.
     looked_up: Option<LookedUp>,
@@ -392,9 +392,10 @@ pub enum LookedUp {
     /// FileSpin holds the asset registered: the entry is registered with what FileSpin holds (the
     /// version uploaded before the source changed).
     Registered,
-    /// FileSpin does not know it: the changed source is uploaded again.
+    /// FileSpin does not know it: the source is uploaded (again).
     NotRegistered,
-    /// FileSpin's answer did not tell: the version in storage is registered, never a second asset.
+    /// FileSpin's answer did not tell: an uploaded asset's version in storage is registered (never a
+    /// second asset); one not uploaded is uploaded with its form while it is valid, else a fresh one.
     Unknown,
 }
 
@@ -473,7 +474,7 @@ impl Asset {
     /// | failed | failed; with `retry_failed`: registered again if it failed after its upload, else pending |
     /// | uploaded, source unchanged | uploaded: register (`ASSET_ID_EXISTS` for our id counts as done) |
     /// | uploaded, source changed | look the asset id up first ([`Action::LookUp`]): registered (a crash cut off its record) → registered with what FileSpin holds; not known (404) → uploaded again, with the same form while it is valid long enough, else with a fresh one (the old id was never registered); no answer that tells → register what storage holds (never a second asset) |
-    /// | form issued; uploading | upload again with the same form (same key: S3 overwrites) while it is valid long enough, else pending (a fresh form) |
+    /// | form issued; uploading | look the asset id up first: registered (a crash cut off the records of its upload and registration) → registered with what FileSpin holds; otherwise → uploaded with the same form while it is valid long enough (same key: S3 overwrites), else with a fresh one |
     /// | pending | pending |
     pub fn resume(state: State, facts: ResumeFacts, limits: Limits, now: UnixMillis) -> Self {
         let usable = |expires_at: Option<UnixMillis>| {
@@ -506,11 +507,18 @@ impl Asset {
                 asset.lookup = Some(facts.form_expires_at);
                 return asset;
             }
+            // In flight when the run stopped. The records of its upload and registration may have been
+            // lost to the crash (neither is waited for before the next step), so the asset id may be
+            // registered already: it is looked up first, so that nothing FileSpin holds is uploaded
+            // again, nor a second asset made with a fresh form.
             State::FormIssued { asset_id, .. } | State::Uploading { asset_id, .. } => {
-                match usable(facts.form_expires_at) {
-                    Some(expires_at) => State::FormIssued { asset_id, expires_at },
-                    None => State::Pending,
-                }
+                // Without a usable form, the state's expiry says "ask for a fresh one" once the
+                // look-up finds the id unregistered. A changed source may go up under the same id: it
+                // was never registered.
+                let expires_at = usable(facts.form_expires_at).unwrap_or(UnixMillis(0));
+                let mut asset = Self::from_state(State::FormIssued { asset_id, expires_at }, limits);
+                asset.lookup = Some(facts.form_expires_at);
+                return asset;
             }
             other => other,
         };
@@ -537,6 +545,12 @@ impl Asset {
         }
         match &self.state {
             State::Pending => Action::RequestForm,
+            // Resumed: a look-up comes before anything else.
+            State::Uploaded { asset_id, .. } | State::FormIssued { asset_id, .. }
+                if self.lookup.is_some() =>
+            {
+                Action::LookUp { asset_id: asset_id.clone() }
+            }
             State::FormIssued { asset_id, expires_at } => {
                 if now.millis_until(*expires_at) <= self.form_margin_ms {
                     Action::RequestForm
@@ -546,9 +560,6 @@ impl Asset {
             }
             // The engine sent UploadStarted and is waiting for the upload's outcome.
             State::Uploading { asset_id, .. } => Action::Upload { asset_id: asset_id.clone() },
-            State::Uploaded { asset_id, .. } if self.lookup.is_some() => {
-                Action::LookUp { asset_id: asset_id.clone() }
-            }
             State::Uploaded { asset_id, size, md5, started_at, completed_at } => Action::Register {
                 asset_id: asset_id.clone(),
                 size: *size,
@@ -613,9 +624,10 @@ impl Asset {
                     State::Uploaded { asset_id: asset_id.clone(), size, md5, started_at, completed_at };
                 self.attempts = 0;
             }
-            (State::Uploaded { asset_id, .. }, Event::Found { size: found, checksum })
-                if self.lookup.is_some() =>
-            {
+            (
+                State::Uploaded { asset_id, .. } | State::FormIssued { asset_id, .. },
+                Event::Found { size: found, checksum },
+            ) if self.lookup.is_some() => {
                 self.lookup = None;
                 self.attempts = 0;
                 self.looked_up = Some(match (found, checksum) {
@@ -625,9 +637,17 @@ impl Asset {
                             State::Registered { asset_id: asset_id.clone(), size: found, md5: checksum };
                         LookedUp::Registered
                     }
-                    // An answer without them tells nothing: register what storage holds.
+                    // An answer without them tells nothing: register what storage holds (or, not
+                    // uploaded yet, upload as if it were unknown).
                     _ => LookedUp::Unknown,
                 });
+            }
+            // Not registered (or no answer that tells): upload with the recorded form while it is valid
+            // long enough, else ask for a fresh one (the state's expiry says which).
+            (State::FormIssued { .. }, Event::NotFound) if self.lookup.is_some() => {
+                self.lookup = None;
+                self.attempts = 0;
+                self.looked_up = Some(LookedUp::NotRegistered);
             }
             (State::Uploaded { asset_id, .. }, Event::NotFound) if self.lookup.is_some() => {
                 let limits = self.limits;

@@ -366,21 +366,6 @@ fn resume_looks_a_changed_source_up_before_uploading_it_again() {
 }
 
 #[test]
-fn resume_of_an_interrupted_upload_reuses_a_valid_form_and_replaces_an_expired_one() {
-    for s in [
-        State::FormIssued { asset_id: "a1".into(), expires_at: T0.plus_secs(3_600) },
-        State::Uploading { asset_id: "a1".into(), expires_at: T0.plus_secs(3_600) },
-    ] {
-        let facts = ResumeFacts { form_expires_at: valid_form(), ..Default::default() };
-        assert_eq!(resumed(s.clone(), facts), Action::Upload { asset_id: "a1".into() });
-        let expired = ResumeFacts { form_expires_at: Some(T0.plus_secs(-1)), ..Default::default() };
-        assert_eq!(resumed(s.clone(), expired), Action::RequestForm);
-        // Without the form itself there is nothing to upload with.
-        assert_eq!(resumed(s, ResumeFacts::default()), Action::RequestForm);
-    }
-}
-
-#[test]
 fn resume_retries_failed_entries_only_when_asked() {
     let s = State::Failed {
         asset_id: None,
@@ -613,4 +598,45 @@ fn an_asset_whose_verification_failed_still_says_its_data_was_set() {
     let mut b = registered(Goal { set_data: false, verify: true });
     b.apply(checked("ERROR", 3, MD5_ABC), T0).unwrap();
     assert!(!b.state().data_set());
+}
+
+/// A crash may cut off the records of an upload and its registration (neither is waited for before
+/// the next step): an entry resumed in flight is looked up first, so that nothing FileSpin holds is
+/// uploaded again and no fresh form makes a second asset.
+#[test]
+fn resume_in_flight_looks_the_asset_up_before_uploading_again() {
+    let in_flight = [
+        State::FormIssued { asset_id: "a1".into(), expires_at: T0.plus_secs(86_400) },
+        State::Uploading { asset_id: "a1".into(), expires_at: T0.plus_secs(86_400) },
+    ];
+    for s in in_flight {
+        let valid = ResumeFacts { form_expires_at: valid_form(), ..Default::default() };
+        let expired = ResumeFacts { form_expires_at: Some(T0.plus_secs(10)), ..Default::default() };
+        let changed =
+            ResumeFacts { source_changed: true, form_expires_at: valid_form(), ..Default::default() };
+        let no_form = ResumeFacts::default();
+        for facts in [valid, expired, changed, no_form] {
+            let resumed = || {
+                let a = Asset::resume(s.clone(), facts, Limits::default(), T0);
+                assert_eq!(a.next_action(T0), Action::LookUp { asset_id: "a1".into() }, "{facts:?}");
+                a
+            };
+            // Registered before the crash: kept, never a second asset.
+            let mut a = resumed();
+            a.apply(Event::Found { size: Some(3), checksum: Some(MD5_ABC.into()) }, T0).unwrap();
+            assert_eq!(a.state(), &State::Registered { asset_id: "a1".into(), size: 3, md5: MD5_ABC.into() });
+            assert_eq!(a.next_action(T0), Action::Done);
+            // Not registered, or no answer that tells: the form while it is valid, else a fresh one.
+            let usable = facts.form_expires_at == valid_form();
+            for event in
+                [Event::NotFound, Event::Found { size: None, checksum: None }, http(Step::LookUp, 400)]
+            {
+                let mut a = resumed();
+                a.apply(event.clone(), T0).unwrap();
+                let expected =
+                    if usable { Action::Upload { asset_id: "a1".into() } } else { Action::RequestForm };
+                assert_eq!(a.next_action(T0), expected, "{facts:?} {event:?}");
+            }
+        }
+    }
 }
