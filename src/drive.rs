@@ -121,11 +121,7 @@ impl Run<'_> {
             if now.is_none() || now != r.source {
                 let note = "recorded as registered from another file (the checkpoint was written for files \
                             elsewhere): uploaded as a new asset";
-                tracing::warn!(path = %entry.shown_path(), "{note}");
-                self.notes
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(format!("{}: {note}", entry.shown_path()));
+                self.warn_note(entry, note);
                 recorded = None;
             }
         }
@@ -324,8 +320,8 @@ impl Run<'_> {
                     // registration a crash may have cut off unrecorded. The docs do not say what it
                     // answers for an id that was issued but never registered: 404 (as the emulator
                     // does) is taken as "not registered"; an answer with the size and checksum as
-                    // "registered"; anything else tells nothing (core then registers what storage
-                    // holds, never uploading over a registered asset's object).
+                    // "registered"; anything else tells nothing (core's resume rules say what follows:
+                    // never a second asset, never an upload over a registered asset's object).
                     let slot = self.throttle.slot().await;
                     let result = engine.client.asset_data(&asset_id).await;
                     drop(slot);
@@ -407,35 +403,35 @@ impl Run<'_> {
     /// Tells the user how the look-up of a resumed entry ended, where it matters: an entry whose
     /// source changed since its upload, or one in flight whose registration FileSpin cannot confirm.
     fn looked_up_note(&self, entry: Entry<'_>, from: &State, outcome: LookedUp) {
-        if !matches!(from, State::Uploaded { .. }) {
+        let changed = matches!(from, State::Uploaded { .. });
+        let note = match (changed, outcome) {
             // In flight when the run stopped: registered already, or not, is an ordinary recovery.
-            if outcome != LookedUp::Unknown {
-                tracing::info!(path = %entry.shown_path(), ?outcome, "looked up an entry in flight before the run stopped");
+            (false, LookedUp::Registered | LookedUp::NotRegistered) => {
+                tracing::info!(path = %entry.shown_path(), ?outcome, "looked up an entry in flight when the run stopped");
                 return;
             }
-            let note = "in flight when the last run stopped, and FileSpin's answer does not tell whether it was \
-                        registered: uploaded again (with the same asset id while its form is valid)";
-            tracing::warn!(path = %entry.shown_path(), "{note}");
-            self.notes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(format!("{}: {note}", entry.shown_path()));
-            return;
-        }
-        let note = match outcome {
-            LookedUp::Registered => {
+            (false, _) => {
+                "in flight when the last run stopped, and FileSpin's answer does not tell whether it was \
+                 registered: uploaded again (with the same asset id while its form is valid)"
+            }
+            (true, LookedUp::Registered) => {
                 "changed after it was uploaded, but FileSpin had registered it already (a crash cut off the \
                  record): its asset keeps the version uploaded before; upload the new one as another entry \
                  if it is wanted"
             }
-            LookedUp::NotRegistered => {
+            (true, LookedUp::NotRegistered) => {
                 "changed after it was uploaded, before it was registered: uploaded again"
             }
-            _ => {
+            (true, _) => {
                 "changed after it was uploaded, and FileSpin's answer does not tell whether it was \
                  registered: registering the version already in storage rather than creating a second asset"
             }
         };
+        self.warn_note(entry, note);
+    }
+
+    /// Logs `note` about the entry and keeps it for the run's summary.
+    fn warn_note(&self, entry: Entry<'_>, note: &str) {
         tracing::warn!(path = %entry.shown_path(), "{note}");
         self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{}: {note}", entry.shown_path()));
     }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{LocalFileSpin, read_report, stderr_of, stdout_of};
+use common::{LocalFileSpin, kill_after, read_report, stderr_of, stdout_of};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use remote_support::{
     Held, RegisterGate, RemoteBucket, RemoteWeb, densest_window, md5_hex, random_bytes, seed,
@@ -417,12 +417,6 @@ fn http_sources_are_uploaded_and_a_missing_url_fails_alone() {
 
 // 4 ------------------------------------------------------------------------------------------------
 
-/// Progress as FileSpin saw it: forms issued, uploads stored, assets registered.
-fn progress(filespin: &LocalFileSpin) -> u64 {
-    let s = filespin.emulator.stats();
-    s.issued + s.uploaded + s.registered
-}
-
 fn spawn_run(filespin: &LocalFileSpin, bucket: &RemoteBucket, manifest: &Path) -> std::process::Child {
     let mut cmd = filespin.spinlift_process();
     bucket.process_env(&mut cmd);
@@ -431,25 +425,6 @@ fn spawn_run(filespin: &LocalFileSpin, bucket: &RemoteBucket, manifest: &Path) -
         .arg(manifest)
         .spawn()
         .expect("spinlift starts")
-}
-
-/// Kills the run with SIGKILL once FileSpin has seen `steps` more requests succeed; false if the run
-/// finished first.
-fn kill_after(filespin: &LocalFileSpin, child: &mut std::process::Child, steps: u64) -> bool {
-    let target = progress(filespin) + steps;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if progress(filespin) >= target {
-            child.kill().expect("kill -9");
-            child.wait().unwrap();
-            return true;
-        }
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        assert!(Instant::now() < deadline, "the run made no progress for two minutes");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 #[test]

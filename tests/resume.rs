@@ -4,18 +4,12 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{LocalFileSpin, assert_exactly_one_asset_per_entry, read_report, stderr_of};
+use common::{LocalFileSpin, assert_exactly_one_asset_per_entry, kill_after, read_report, stderr_of};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use spinlift::sample::{SampleSet, SampleSpec};
 use spinlift_emulator::EmulatorConfig;
-
-/// Progress as the server saw it: forms issued, uploads stored, assets registered.
-fn progress(filespin: &LocalFileSpin) -> u64 {
-    let s = filespin.emulator.stats();
-    s.issued + s.uploaded + s.registered
-}
 
 fn spawn_run(filespin: &LocalFileSpin, manifest: &std::path::Path) -> std::process::Child {
     filespin
@@ -24,25 +18,6 @@ fn spawn_run(filespin: &LocalFileSpin, manifest: &std::path::Path) -> std::proce
         .arg(manifest)
         .spawn()
         .expect("spinlift starts")
-}
-
-/// Kills the run with SIGKILL once the server has seen `steps` more requests succeed, or returns
-/// false if the run finished first.
-fn kill_after(filespin: &LocalFileSpin, child: &mut std::process::Child, steps: u64) -> bool {
-    let target = progress(filespin) + steps;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if progress(filespin) >= target {
-            child.kill().expect("kill -9");
-            child.wait().unwrap();
-            return true;
-        }
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        assert!(Instant::now() < deadline, "the run made no progress for two minutes");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 #[test]

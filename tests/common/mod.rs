@@ -156,3 +156,28 @@ pub fn assert_exactly_one_asset_per_entry(
     }
     assert_eq!(registrations.len(), set.files.len());
 }
+
+/// Progress as FileSpin saw it: forms issued, uploads stored, assets registered.
+pub fn progress(filespin: &LocalFileSpin) -> u64 {
+    let s = filespin.emulator.stats();
+    s.issued + s.uploaded + s.registered
+}
+
+/// Kills the run with SIGKILL once FileSpin has seen `steps` more requests succeed (no sleeps that
+/// guess at timing: the server's own count), or returns false if the run finished first.
+pub fn kill_after(filespin: &LocalFileSpin, child: &mut std::process::Child, steps: u64) -> bool {
+    let target = progress(filespin) + steps;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if progress(filespin) >= target {
+            child.kill().expect("kill -9");
+            child.wait().unwrap();
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run made no progress for two minutes");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

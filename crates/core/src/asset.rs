@@ -758,8 +758,9 @@ impl Asset {
     }
 
     fn fail(&mut self, failure: Failure) {
-        // A look-up that cannot tell (an answer the API does not document, retries spent): register
-        // what storage holds, as before a look-up existed, rather than fail an uploaded asset.
+        // A look-up that cannot tell (an answer the API does not document, retries spent) goes on as if
+        // it had not been made: an uploaded asset registers what storage holds, one in flight uploads
+        // with its form while valid, else a fresh one (the state's expiry says which); never a failure.
         if self.lookup.is_some() {
             match classify(&failure) {
                 Disposition::StopBatch => self.stop = Some(failure),

@@ -21,8 +21,8 @@ pub enum Step {
     SetData,
     /// `GET /api/v1/assets/{id}/data`: reading the asset back to verify it.
     Verify,
-    /// `GET /api/v1/assets/{id}/data` for a resumed entry whose source changed after its upload:
-    /// whether a crash cut off the record of its registration.
+    /// `GET /api/v1/assets/{id}/data` for a resumed entry (one in flight, or one uploaded whose source
+    /// changed since): whether a crash cut off the record of its registration.
     LookUp,
     /// Reading a remote source (an S3, GCS or Azure object, an HTTP(S) URL): its metadata before the
     /// form is asked for, or its bytes for the upload. Its 401/403 fail the asset, not the batch: they
