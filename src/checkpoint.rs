@@ -91,8 +91,10 @@ pub(crate) fn record(
         return None;
     }
     let mut record = Record::new(id, state.clone());
-    let needs_form = matches!(state, State::FormIssued { .. } | State::Uploaded { .. });
-    if needs_form
+    // Only with the form's own record: a replayed `Uploaded` record takes the form of the
+    // `FormIssued` record before it (the journal's replay), so a second copy would be ~1 KB per file
+    // written for nothing.
+    if matches!(state, State::FormIssued { .. })
         && let Some(form) = form
         && let Ok(value) = serde_json::to_value(form)
     {

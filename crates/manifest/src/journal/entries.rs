@@ -154,9 +154,29 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// Takes the form of `previous` (the entry's record before this one) when this record is of an
+    /// upload and carries none, and `previous` is the record of the same asset id's form: the engine
+    /// writes a form only with `FormIssued` (the bytes of a second copy per file were measured at a
+    /// third of the journal's cost on small files), and a resumed `Uploaded` entry whose source changed
+    /// uploads again with it.
+    fn inherit_form(&mut self, previous: &mut Slot) {
+        let (Slot::Other(this), Slot::Other(before)) = (self, previous) else { return };
+        if this.form.is_none()
+            && matches!(this.state, State::Uploaded { .. })
+            && before.form.is_some()
+            && before.state.asset_id().is_some()
+            && before.state.asset_id() == this.state.asset_id()
+        {
+            this.form = before.form.take();
+        }
+    }
+}
+
 impl Entries {
-    /// Makes `slot` the last record of `id`.
-    pub(super) fn upsert(&mut self, id: &str, slot: Slot) {
+    /// Makes `slot` the last record of `id`. A record of an upload without a form keeps the form of
+    /// the record before it ([`Slot::inherit_form`]).
+    pub(super) fn upsert(&mut self, id: &str, mut slot: Slot) {
         self.index.reserve_for(self.entries.len() + 1);
         let hash = self.index.hash(id);
         match self.index.find(hash, |at| self.id_at(at) == id) {
@@ -165,6 +185,7 @@ impl Entries {
                 if matches!(entry.slot, Slot::Taken) {
                     self.live += 1;
                 }
+                slot.inherit_form(&mut entry.slot);
                 entry.slot = slot;
             }
             Found::Vacant(place) => {

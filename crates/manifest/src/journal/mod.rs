@@ -25,7 +25,8 @@
 //!
 //! `state` is core's `State` as serde writes it; `form` (the opaque pre-signed form) is present only while
 //! it is needed (`form_issued`, `uploading`, `uploaded`), `source` only when known. The last line of an
-//! id wins. A crash can leave the last line torn; [`replay`] drops it with a warning. Damage before the
+//! id wins, but an `uploaded` line without a form keeps the form of the line before it when that is of
+//! the same asset id (the engine writes the form once, with `form_issued`). A crash can leave the last line torn; [`replay`] drops it with a warning. Damage before the
 //! last line is an error, never silently skipped.
 //!
 //! While a journal is open its file ends in blank lines that the next records overwrite: an fsync of

@@ -184,3 +184,27 @@ fn the_handle_and_its_futures_cross_threads() {
     send(&journal.append(Record::new("a", State::Pending)));
     send(&journal.clone().close());
 }
+
+#[tokio::test]
+async fn an_upload_recorded_without_its_form_keeps_the_form_it_was_issued_with() {
+    let (_dir, path) = scratch();
+    let journal = Journal::open(&path, FINGERPRINT, None, JournalOptions::default()).await.unwrap();
+    // "a": the form once, with its issue; the upload's record carries none.
+    journal.append(Record::new("a", form_issued("asset-a")).with_form(form("asset-a"))).await.unwrap();
+    journal.append(Record::new("a", uploaded("asset-a")).with_source(stamp())).await.unwrap();
+    // "b": an upload of another asset id than the form recorded before it takes nothing of it.
+    journal.append(Record::new("b", form_issued("asset-b")).with_form(form("asset-b"))).await.unwrap();
+    journal.append(Record::new("b", uploaded("asset-other")).with_source(stamp())).await.unwrap();
+    journal.close().await.unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap().matches("\"form\"").count(), 2, "written once each");
+
+    let replayed = replay_ok(&path);
+    let a = replayed.get("a").unwrap();
+    assert_eq!((a.state, a.form, a.source), (uploaded("asset-a"), Some(form("asset-a")), Some(stamp())));
+    assert_eq!(replayed.get("b").unwrap().form, None, "a form is never given to another asset id");
+
+    // Compaction writes the form with the upload's record: a second replay reads the same.
+    let again = Journal::open(&path, FINGERPRINT, Some(&replayed), quick()).await.unwrap();
+    again.close().await.unwrap();
+    assert_eq!(replay_ok(&path).get("a").unwrap().form, Some(form("asset-a")));
+}
