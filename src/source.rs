@@ -77,7 +77,7 @@ fn remote_url(manifest: &Manifest, entry: Entry<'_>) -> Result<SourceUrl, Failur
 /// A local entry's file, without blocking on anything but its metadata (small files are the common
 /// case, and this runs for each on the async workers: measured cheaper than a hop to the blocking pool).
 fn check_local(manifest: &Manifest, entry: Entry<'_>) -> Result<Source, Failure> {
-    let path = manifest.resolve(&entry).map_err(|e| match e {
+    let (path, meta) = manifest.resolve_file(&entry).map_err(|e| match e {
         ManifestError::Source { source, .. } => unusable(format!("cannot read the file: {source}")),
         // The report and the summary name the path already.
         ManifestError::OutsideRoot { root, .. } => {
@@ -85,7 +85,6 @@ fn check_local(manifest: &Manifest, entry: Entry<'_>) -> Result<Source, Failure>
         }
         other => unusable(other.to_string()),
     })?;
-    let meta = std::fs::metadata(&path).map_err(|e| unusable(format!("cannot read the file: {e}")))?;
     if !meta.is_file() {
         return Err(unusable("not a regular file"));
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::entries::{Entries, EntriesBuilder, Entry};
 use crate::error::{ManifestError, Position};
-use crate::paths::{escapes_root, resolve_within};
+use crate::paths::{Resolver, escapes_root};
 use crate::shard::Shard;
 
 /// The manifest format version this build reads.
@@ -51,6 +51,8 @@ pub struct Manifest {
     /// The data schema the entries' `data` follows (FileSpin's `data_schema_id`), if the manifest names
     /// one.
     pub data_schema_id: Option<u64>,
+    /// What resolving entries learned of the tree (shared by clones).
+    resolver: std::sync::Arc<Resolver>,
 }
 
 /// `T` only when written as a JSON object: serde's derived structs also take an array of their fields
@@ -263,6 +265,12 @@ impl Manifest {
     /// The file of `entry` on disk, refused when it leaves the root once symlinks are followed.
     /// A remote entry has no file: see [`Manifest::source_url`].
     pub fn resolve(&self, entry: &Entry<'_>) -> Result<PathBuf, ManifestError> {
+        self.resolve_file(entry).map(|(path, _)| path)
+    }
+
+    /// [`Manifest::resolve`], with the file's metadata (of the file a symlink leads to) from the same
+    /// look: the real path of each directory is found once, and a file costs one `lstat`.
+    pub fn resolve_file(&self, entry: &Entry<'_>) -> Result<(PathBuf, std::fs::Metadata), ManifestError> {
         if entry.is_remote() {
             return Err(ManifestError::Source {
                 path: entry.shown_path().into_owned(),
@@ -272,7 +280,7 @@ impl Manifest {
                 ),
             });
         }
-        resolve_within(&self.root, entry.path())
+        self.resolver.resolve(&self.root, entry.path())
     }
 
     /// The URL of a remote entry's object as written, its `source` joined to `source_root` when it
@@ -584,6 +592,7 @@ impl Builder {
             entries: entries.finish(),
             shard: self.shard,
             data_schema_id: self.data_schema_id,
+            resolver: Default::default(),
         })
     }
 }

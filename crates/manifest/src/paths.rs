@@ -70,6 +70,88 @@ pub fn resolve_within(root: &Path, path: &str) -> Result<PathBuf, ManifestError>
     Ok(real)
 }
 
+/// [`resolve_within`] for many files of one tree, with what it learned kept: the real path of the root
+/// and of each directory seen, so a file costs one `lstat` instead of a `readlink` per component of
+/// its path (measured: nine per file of a small-file batch, the engine's largest system-call count).
+///
+/// A file that is itself a symlink, or a path with `.` or `..` in it, is resolved in full. A directory
+/// is resolved once per run: one swapped for a symlink later is followed as the directory it was (as
+/// a file swapped between the check and the open would be anyway).
+#[derive(Default)]
+pub(crate) struct Resolver {
+    /// The root and its real path, for the root last asked about.
+    root: std::sync::Mutex<Option<(PathBuf, PathBuf)>>,
+    /// A directory as joined (root + path) → its real path, when that is inside the root.
+    dirs: std::sync::Mutex<std::collections::HashMap<PathBuf, PathBuf>>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dirs = self.dirs.lock().map_or(0, |d| d.len());
+        f.debug_struct("Resolver").field("directories", &dirs).finish_non_exhaustive()
+    }
+}
+
+impl Resolver {
+    /// The real path of `path` under `root` and its metadata (of the file, not of a symlink to it),
+    /// refused as [`resolve_within`] refuses.
+    pub(crate) fn resolve(
+        &self,
+        root: &Path,
+        path: &str,
+    ) -> Result<(PathBuf, std::fs::Metadata), ManifestError> {
+        let source = |source| ManifestError::Source { path: path.to_owned(), source };
+        let joined = root.join(path);
+        let plain =
+            Path::new(path).components().all(|c| matches!(c, Component::Normal(_) | Component::RootDir));
+        if let (true, Some(dir), Some(name)) = (plain, joined.parent(), joined.file_name())
+            && !escapes_root(root, path)
+        {
+            let real_dir = self.real_dir(root, dir, path)?;
+            let real = real_dir.join(name);
+            let metadata = std::fs::symlink_metadata(&real).map_err(source)?;
+            if !metadata.file_type().is_symlink() {
+                return Ok((real, metadata));
+            }
+        }
+        let real = resolve_within(root, path)?;
+        let metadata = std::fs::metadata(&real).map_err(source)?;
+        Ok((real, metadata))
+    }
+
+    fn real_dir(&self, root: &Path, dir: &Path, path: &str) -> Result<PathBuf, ManifestError> {
+        if let Some(real) = self.dirs.lock().ok().and_then(|d| d.get(dir).cloned()) {
+            return Ok(real);
+        }
+        let real_root = {
+            let mut cached = self.root.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match cached.as_ref() {
+                Some((r, real)) if r == root => real.clone(),
+                _ => {
+                    let real = root.canonicalize().map_err(|source| ManifestError::Source {
+                        path: root.display().to_string(),
+                        source,
+                    })?;
+                    if let Ok(mut dirs) = self.dirs.lock() {
+                        dirs.clear();
+                    }
+                    *cached = Some((root.to_path_buf(), real.clone()));
+                    real
+                }
+            }
+        };
+        let real =
+            dir.canonicalize().map_err(|source| ManifestError::Source { path: path.to_owned(), source })?;
+        if !real.starts_with(&real_root) {
+            return Err(ManifestError::OutsideRoot { path: path.to_owned(), root: root.to_path_buf() });
+        }
+        if let Ok(mut dirs) = self.dirs.lock() {
+            dirs.insert(dir.to_path_buf(), real.clone());
+        }
+        Ok(real)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +188,46 @@ mod tests {
         assert!(matches!(resolve_within(root.path(), "link"), Err(ManifestError::OutsideRoot { .. })));
         assert!(resolve_within(root.path(), "ok").is_ok());
         assert!(matches!(resolve_within(root.path(), "missing"), Err(ManifestError::Source { .. })));
+    }
+
+    /// The resolver that keeps what it learned refuses and allows exactly what `resolve_within` does,
+    /// the second time it sees a directory as the first.
+    #[cfg(unix)]
+    #[test]
+    fn the_resolver_that_remembers_directories_refuses_what_resolve_within_refuses() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"outside").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("photos/2024")).unwrap();
+        std::fs::write(r.join("photos/2024/a.jpg"), b"abc").unwrap();
+        std::fs::write(r.join("photos/2024/b.jpg"), b"abcd").unwrap();
+        // A directory and a file that lead out of the root, and a file link that stays inside.
+        symlink(outside.path(), r.join("escape")).unwrap();
+        symlink(outside.path().join("secret"), r.join("photos/leak")).unwrap();
+        symlink(r.join("photos/2024/a.jpg"), r.join("photos/alias.jpg")).unwrap();
+
+        let resolver = Resolver::default();
+        for _ in 0..2 {
+            let (path, meta) = resolver.resolve(r, "photos/2024/a.jpg").unwrap();
+            assert_eq!((path, meta.len()), (r.canonicalize().unwrap().join("photos/2024/a.jpg"), 3));
+            assert_eq!(resolver.resolve(r, "photos/2024/b.jpg").unwrap().1.len(), 4);
+            let (path, meta) = resolver.resolve(r, "photos/alias.jpg").unwrap();
+            assert_eq!((path.ends_with("photos/2024/a.jpg"), meta.is_file()), (true, true), "followed");
+            for out in ["escape/secret", "photos/leak", "../secret", "photos/2024/../../escape/secret"] {
+                assert!(
+                    matches!(resolver.resolve(r, out), Err(ManifestError::OutsideRoot { .. })),
+                    "{out} must be refused"
+                );
+                assert!(matches!(resolve_within(r, out), Err(ManifestError::OutsideRoot { .. })));
+            }
+            for missing in ["photos/2024/none.jpg", "nowhere/a.jpg"] {
+                assert!(
+                    matches!(resolver.resolve(r, missing), Err(ManifestError::Source { .. })),
+                    "{missing}"
+                );
+            }
+        }
     }
 }

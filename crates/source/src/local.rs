@@ -3,7 +3,7 @@
 
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
@@ -39,19 +39,15 @@ pub(crate) async fn open(path: &Path, shown: String, expected: &ObjectMeta) -> R
 
 /// Checks, opens, compares with `expected` and reads the first chunk, blocking.
 fn open_blocking(
-    path: &PathBuf,
+    path: &Path,
     shown: &str,
     expected: &ObjectMeta,
 ) -> Result<(ObjectMeta, Bytes, bool, File), SourceError> {
-    // The type first: opening a FIFO would block until a writer comes.
-    let before = std::fs::metadata(path).map_err(|e| io_error(e, shown))?;
-    check_regular(&before, shown)?;
-    let mut file = File::open(path).map_err(|e| io_error(e, shown))?;
+    // Opened without blocking (a FIFO put in the file's place would block until a writer came), then
+    // its type checked on the open file: one look at the path, not two.
+    let mut file = open_nonblocking(path).map_err(|e| io_error(e, shown))?;
     let metadata = file.metadata().map_err(|e| io_error(e, shown))?;
     check_regular(&metadata, shown)?;
-    if !same_file(&before, &metadata) {
-        return Err(changed(shown, "it was replaced while it was opened".into()));
-    }
     let meta = meta_of(&metadata);
     if meta.size != expected.size {
         return Err(changed(shown, format!("its size is {} bytes, {} expected", meta.size, expected.size)));
@@ -95,6 +91,19 @@ fn open_blocking(
         prefix_is_all = true;
     }
     Ok((meta, Bytes::from(buf), prefix_is_all, file))
+}
+
+/// Opens `path` for reading with `O_NONBLOCK` where there is one: it changes nothing for a regular
+/// file, and keeps the open of anything else from waiting.
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -148,17 +157,6 @@ fn special_kind(file_type: &std::fs::FileType) -> &'static str {
 #[cfg(not(unix))]
 fn special_kind(_: &std::fs::FileType) -> &'static str {
     "something other than a file"
-}
-
-#[cfg(unix)]
-fn same_file(a: &Metadata, b: &Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino()
-}
-
-#[cfg(not(unix))]
-fn same_file(_: &Metadata, _: &Metadata) -> bool {
-    true
 }
 
 fn io_error(error: io::Error, shown: &str) -> SourceError {

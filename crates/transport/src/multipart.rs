@@ -85,7 +85,9 @@ pub(crate) fn new_boundary() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     hasher.update(nanos.to_le_bytes());
     hasher.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    hasher.update(std::process::id().to_le_bytes());
+    // Asked once: a system call per upload was measurable on small files.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    hasher.update(PID.get_or_init(std::process::id).to_le_bytes());
     format!("spinlift-{}", hex::encode(hasher.finalize()))
 }
 
