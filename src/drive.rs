@@ -51,8 +51,9 @@ pub(crate) struct Run<'a> {
 /// The longest a registration's record waits for other records to share its fsync. Only the count
 /// (the report, the progress) waits for it, not the next entry, and a crash that loses it costs one
 /// request on resume (a registration FileSpin answers `ASSET_ID_EXISTS`, or a look-up), never a
-/// second asset: so it rides with the next group of forms rather than calling one of its own.
-const REGISTERED_WITHIN: std::time::Duration = std::time::Duration::from_millis(20);
+/// second asset: so it rides with the next group of forms rather than calling one of its own (the
+/// journal's own limit for records nobody waits on, so no timer is set per record).
+const REGISTERED_WITHIN: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A record on its way to the disk: resolves once it is durable.
 pub(crate) type Durable = BoxFuture<'static, Result<(), JournalError>>;

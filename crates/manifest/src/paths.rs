@@ -123,6 +123,9 @@ impl Resolver {
         if let Some(real) = self.dirs.lock().ok().and_then(|d| d.get(dir).cloned()) {
             return Ok(real);
         }
+        // The entry's own directory first: a missing one is named by the entry's path.
+        let real =
+            dir.canonicalize().map_err(|source| ManifestError::Source { path: path.to_owned(), source })?;
         let real_root = {
             let mut cached = self.root.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match cached.as_ref() {
@@ -140,8 +143,6 @@ impl Resolver {
                 }
             }
         };
-        let real =
-            dir.canonicalize().map_err(|source| ManifestError::Source { path: path.to_owned(), source })?;
         if !real.starts_with(&real_root) {
             return Err(ManifestError::OutsideRoot { path: path.to_owned(), root: root.to_path_buf() });
         }

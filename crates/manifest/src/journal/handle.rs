@@ -183,8 +183,9 @@ impl Journal {
 
     /// [`Journal::append_begin`] for a record nothing else waits on: it does not start a group commit
     /// of its own, but joins the next one that someone else's append starts, or one of its own after
-    /// `within`. For a record the caller must know durable before it reports something, but not before
-    /// it goes on. Dropping the future does not withdraw the record; it is then durable within
+    /// `within` (at the latest after [`WHENEVER`](super::queue::WHENEVER), however long `within`
+    /// is). For a record the caller must know durable before it reports something, but not before it
+    /// goes on. Dropping the future does not withdraw the record; it is then durable within
     /// [`WHENEVER`](super::queue::WHENEVER) at the latest.
     pub fn append_lazy(
         &self,
@@ -196,6 +197,11 @@ impl Journal {
         let shared = self.shared.clone();
         async move {
             queued?;
+            // The queue takes it within `WHENEVER` anyway: no timer of its own (a timer per record,
+            // set from outside the runtime's workers, wakes one of them to take it).
+            if within >= super::queue::WHENEVER {
+                return done.await.unwrap_or_else(|_| Err(shared.gone()));
+            }
             let answer = tokio::select! {
                 answer = &mut done => answer,
                 () = tokio::time::sleep(within) => {
