@@ -22,7 +22,7 @@ use crate::engine::Engine;
 use crate::observer::Observer;
 use crate::report::{EntryReport, StopReason};
 use crate::source::{Source, check_source};
-use crate::throttle::Throttle;
+use crate::throttle::{Slot, Throttle};
 
 /// What the entries of one run share.
 pub(crate) struct Run<'a> {
@@ -112,6 +112,13 @@ impl Run<'_> {
             StopReason::Batch(f) => Some(f.clone()),
             _ => None,
         }
+    }
+
+    /// A request slot, unless the batch stopped while this entry waited for one: more entries are under
+    /// way than there are slots, and none of them may send a request after the stop.
+    async fn slot(&self) -> Option<Slot<'_>> {
+        let slot = self.throttle.slot().await;
+        (!self.stop.is_cancelled()).then_some(slot)
     }
 
     /// Takes one entry as far as it goes in this run, from what the journal recorded for it.
@@ -214,7 +221,7 @@ impl Run<'_> {
                         continue;
                     }
                     Ok(_) => {
-                        let slot = self.throttle.slot().await;
+                        let Some(slot) = self.slot().await else { break };
                         let result = engine.client.request_form(entry.filename()).await;
                         drop(slot);
                         match result {
@@ -250,7 +257,8 @@ impl Run<'_> {
                             ))
                         } else {
                             self.checkpoint(entry, &asset, form.as_ref(), Some(src.stamp)).await;
-                            self.upload(f, entry, src, ready).await
+                            let Some(slot) = self.slot().await else { break };
+                            self.upload(f, entry, src, ready, slot).await
                         }
                     }
                     // A remote source that was busy when read again after a change: retried.
@@ -275,7 +283,7 @@ impl Run<'_> {
                     let receipt = UploadReceipt { size, md5, started_at, completed_at };
                     let request =
                         RegisterRequest::new(asset_id, &receipt, with_bandwidth(&self.service_data, rate));
-                    let slot = self.throttle.slot().await;
+                    let Some(slot) = self.slot().await else { break };
                     let result = engine.client.register(&request).await;
                     drop(slot);
                     match result {
@@ -295,7 +303,7 @@ impl Run<'_> {
                         data_schema_id: self.manifest.data_schema_id,
                         asynchronous: false,
                     };
-                    let slot = self.throttle.slot().await;
+                    let Some(slot) = self.slot().await else { break };
                     let result = engine.client.update_asset_data(&asset_id, &update).await;
                     drop(slot);
                     match result {
@@ -306,7 +314,7 @@ impl Run<'_> {
                     }
                 }
                 Action::Verify { asset_id } => {
-                    let slot = self.throttle.slot().await;
+                    let Some(slot) = self.slot().await else { break };
                     let result = engine.client.asset_data(&asset_id).await;
                     drop(slot);
                     match result {
@@ -326,7 +334,7 @@ impl Run<'_> {
                     // does) is taken as "not registered"; an answer with the size and checksum as
                     // "registered"; anything else tells nothing (core's resume rules say what follows:
                     // never a second asset, never an upload over a registered asset's object).
-                    let slot = self.throttle.slot().await;
+                    let Some(slot) = self.slot().await else { break };
                     let result = engine.client.asset_data(&asset_id).await;
                     drop(slot);
                     match result {
@@ -448,10 +456,10 @@ impl Run<'_> {
         entry: Entry<'_>,
         src: &Source,
         prepared: Option<Result<Opened, SourceError>>,
+        slot: Slot<'_>,
     ) -> Event {
         let observer = self.observer;
         let engine = self.engine;
-        let slot = self.throttle.slot().await;
         let opened = match prepared {
             Some(prepared) => prepared,
             None => engine.sources.open(&src.url, &src.meta).await,
