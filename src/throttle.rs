@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use spinlift_core::{Aimd, Failure, RetryBudget, UnixMillis, is_throttle};
-use tokio::sync::Notify;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 #[derive(Debug)]
 struct State {
@@ -20,18 +20,28 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct Throttle {
     state: Mutex<State>,
-    in_flight: AtomicUsize,
-    notify: Notify,
+    /// One permit per request slot under the current limit. Waiters queue in order and each released
+    /// slot wakes one of them (a broadcast woke every waiting entry per release: with two entries per
+    /// slot, ~50 wasted polls per small file).
+    permits: Semaphore,
+    /// Slots the limit lost while they were taken: withdrawn as they come back.
+    owed: AtomicUsize,
 }
 
 /// A slot for one request in flight; released on drop.
 #[derive(Debug)]
-pub(crate) struct Slot<'a>(&'a Throttle);
+pub(crate) struct Slot<'a> {
+    throttle: &'a Throttle,
+    permit: Option<SemaphorePermit<'a>>,
+}
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.notify.notify_waiters();
+        let Some(permit) = self.permit.take() else { return };
+        let owed = self.throttle.owed.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if owed.is_ok() {
+            permit.forget(); // the limit went down while this slot was taken
+        }
     }
 }
 
@@ -40,14 +50,11 @@ const RATE_SAMPLE_MIN_BYTES: u64 = 1024 * 1024;
 
 impl Throttle {
     pub(crate) fn new(max_concurrency: usize) -> Self {
+        let aimd = Aimd::new(max_concurrency);
         Throttle {
-            state: Mutex::new(State {
-                aimd: Aimd::new(max_concurrency),
-                budget: RetryBudget::default(),
-                upload_rate: None,
-            }),
-            in_flight: AtomicUsize::new(0),
-            notify: Notify::new(),
+            permits: Semaphore::new(aimd.limit()),
+            state: Mutex::new(State { aimd, budget: RetryBudget::default(), upload_rate: None }),
+            owed: AtomicUsize::new(0),
         }
     }
 
@@ -57,31 +64,22 @@ impl Throttle {
     }
 
     /// The current concurrency limit.
+    #[cfg(test)]
     pub(crate) fn limit(&self) -> usize {
         self.with(|s| s.aimd.limit())
     }
 
-    /// Waits for a slot under the current limit.
+    /// Waits for a slot under the current limit; slots go to waiters in the order they asked.
     pub(crate) async fn slot(&self) -> Slot<'_> {
-        loop {
-            let notified = self.notify.notified();
-            let mut notified = std::pin::pin!(notified);
-            notified.as_mut().enable();
-            let limit = self.limit();
-            let taken = self
-                .in_flight
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
-                .is_ok();
-            if taken {
-                return Slot(self);
-            }
-            notified.await;
-        }
+        // The semaphore is never closed, so the acquire cannot fail.
+        let permit = self.permits.acquire().await.ok();
+        Slot { throttle: self, permit }
     }
 
     /// Tells the brakes how a request ended. Returns the new limit when it changed.
     pub(crate) fn outcome(&self, failure: Option<&Failure>, now: UnixMillis) -> Option<usize> {
-        let (before, after) = self.with(|s| {
+        // Under the state's lock, so that two changes of the limit adjust the permits in turn.
+        self.with(|s| {
             let before = s.aimd.limit();
             match failure {
                 None => {
@@ -91,12 +89,21 @@ impl Throttle {
                 Some(f) if is_throttle(f) => s.aimd.on_throttled(now),
                 Some(_) => {}
             }
-            (before, s.aimd.limit())
-        });
-        if after > before {
-            self.notify.notify_waiters();
-        }
-        (after != before).then_some(after)
+            let after = s.aimd.limit();
+            if after < before {
+                let lost = before - after;
+                let free = self.permits.forget_permits(lost);
+                self.owed.fetch_add(lost - free, Ordering::AcqRel);
+            } else if after > before {
+                let gained = after - before;
+                let repaid = self
+                    .owed
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n - n.min(gained)))
+                    .map_or(0, |n| n.min(gained));
+                self.permits.add_permits(gained - repaid);
+            }
+            (after != before).then_some(after)
+        })
     }
 
     /// Whether the retry budget pays for one more retry.
@@ -141,6 +148,29 @@ mod tests {
         assert!(tokio::time::timeout(std::time::Duration::from_secs(1), t.slot()).await.is_err());
         drop(a);
         let _c = t.slot().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cut_limit_holds_back_slots_in_use_until_they_come_back() {
+        let t = Throttle::new(4);
+        let slow = Failure::new(
+            Step::Upload,
+            FailureKind::Status { status: 503, code: Some("SlowDown".into()) },
+            "",
+        );
+        let held: Vec<_> = futures::future::join_all((0..4).map(|_| t.slot())).await;
+        assert_eq!(t.outcome(Some(&slow), UnixMillis(0)), Some(2));
+        drop(held);
+        // Four came back, but the limit is two: a third slot waits.
+        let (_a, _b) = (t.slot().await, t.slot().await);
+        let second = std::time::Duration::from_secs(1);
+        assert!(tokio::time::timeout(second, t.slot()).await.is_err());
+        // Success raises the limit again, and the waiting slot comes.
+        let mut limit = 2;
+        while limit < 3 {
+            limit = t.outcome(None, UnixMillis(60_000)).unwrap_or(limit);
+        }
+        assert!(tokio::time::timeout(second, t.slot()).await.is_ok());
     }
 
     #[test]
