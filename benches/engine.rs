@@ -38,7 +38,12 @@ fn journal_cost(c: &mut Criterion) {
                         if journal { Checkpoint::At(checkpoint.clone()) } else { Checkpoint::Off };
                     let started = Instant::now();
                     let report = runtime
-                        .block_on(engine.run(&manifest, &options, &Silent, Default::default()))
+                        .block_on(engine.run(
+                            &manifest,
+                            &options,
+                            std::sync::Arc::new(Silent),
+                            Default::default(),
+                        ))
                         .unwrap();
                     total += started.elapsed();
                     assert_eq!(report.registered(), FILES);

@@ -1,8 +1,8 @@
 //! One entry's way through a run: core's actions performed through the transport, each state change
 //! recorded in the journal (durably where a crash would otherwise cost an extra asset).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
@@ -14,6 +14,7 @@ use spinlift_transport::{
     DataUpdate, RegisterOutcome, RegisterRequest, SourceBody, UpdateMode, UpdateOutcome, UploadForm,
     UploadReceipt,
 };
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{must_be_durable, record, resume};
@@ -25,10 +26,10 @@ use crate::source::{Source, check_source};
 use crate::throttle::{Slot, Throttle};
 
 /// What the entries of one run share.
-pub(crate) struct Run<'a> {
-    pub(crate) engine: &'a Engine,
-    pub(crate) manifest: &'a Manifest,
-    pub(crate) observer: &'a dyn Observer,
+pub(crate) struct Run {
+    pub(crate) engine: Engine,
+    pub(crate) manifest: Manifest,
+    pub(crate) observer: Arc<dyn Observer>,
     pub(crate) journal: Option<Journal>,
     pub(crate) retry_failed: bool,
     /// Only entries registered already are worked on (set data, verify).
@@ -38,6 +39,10 @@ pub(crate) struct Run<'a> {
     pub(crate) stop_reason: Mutex<Option<StopReason>>,
     pub(crate) service_data: serde_json::Value,
     pub(crate) throttle: Throttle,
+    /// Entries at work: every entry under way but those waiting for their form's record to reach the
+    /// disk. The spare entries of a run (see `entries_in_flight`) only fill in for those: without work
+    /// to wait for, no more entries are at work (and make their first requests) than before.
+    pub(crate) active: Semaphore,
     /// What the user should hear about single entries (printed with the summary).
     pub(crate) notes: Mutex<Vec<String>>,
     /// The jitter of backoffs.
@@ -72,10 +77,10 @@ pub(crate) struct Driven {
 }
 
 /// Counts an entry in flight while it lives.
-struct InFlight<'r, 'a>(&'r Run<'a>);
+struct InFlight<'r>(&'r Run);
 
-impl<'r, 'a> InFlight<'r, 'a> {
-    fn enter(run: &'r Run<'a>, id: &str) -> Self {
+impl<'r> InFlight<'r> {
+    fn enter(run: &'r Run, id: &str) -> Self {
         run.observer.started(id);
         let n = run.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         run.observer.in_flight(n);
@@ -83,14 +88,37 @@ impl<'r, 'a> InFlight<'r, 'a> {
     }
 }
 
-impl Drop for InFlight<'_, '_> {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let n = self.0.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
         self.0.observer.in_flight(n);
     }
 }
 
-impl Run<'_> {
+/// An entry's place among those at work ([`Run::active`]), left while its form goes to the disk.
+struct AtWork<'a> {
+    places: &'a Semaphore,
+    place: Option<SemaphorePermit<'a>>,
+}
+
+impl<'a> AtWork<'a> {
+    async fn enter(places: &'a Semaphore) -> Self {
+        // The semaphore is never closed, so the acquire cannot fail.
+        AtWork { places, place: places.acquire().await.ok() }
+    }
+
+    fn leave(&mut self) {
+        self.place = None;
+    }
+
+    async fn come_back(&mut self) {
+        if self.place.is_none() {
+            self.place = self.places.acquire().await.ok();
+        }
+    }
+}
+
+impl Run {
     /// Stops the batch: no new request starts. The first reason wins.
     pub(crate) fn stop_with(&self, reason: StopReason) {
         if let Ok(mut slot) = self.stop_reason.lock()
@@ -123,12 +151,12 @@ impl Run<'_> {
 
     /// Takes one entry as far as it goes in this run, from what the journal recorded for it.
     pub(crate) async fn drive(&self, entry: Entry<'_>, mut recorded: Option<Record>) -> Driven {
-        let engine = self.engine;
+        let engine = &self.engine;
         if self.verify_registered
             && let Some(r) = &recorded
             && r.state.registered().is_some()
         {
-            let now = check_source(self.manifest, &engine.sources, entry).await.ok().map(|s| s.stamp);
+            let now = check_source(&self.manifest, &engine.sources, entry).await.ok().map(|s| s.stamp);
             if now.is_none() || now != r.source {
                 let note = "recorded as registered from another file (the checkpoint was written for files \
                             elsewhere): uploaded as a new asset";
@@ -156,7 +184,8 @@ impl Run<'_> {
             return Driven { report, state: None, note: None, registered: None };
         }
         let _in_flight = InFlight::enter(self, entry.id());
-        let mut source = check_source(self.manifest, &engine.sources, entry).await;
+        let mut at_work = AtWork::enter(&self.active).await;
+        let mut source = check_source(&self.manifest, &engine.sources, entry).await;
         // A source that failed retryably (a remote one, busy) is read again before the next attempt,
         // after core's backoff; `fresh` says the check is this attempt's own.
         let mut fresh = true;
@@ -206,7 +235,7 @@ impl Run<'_> {
                 Action::RequestForm => match &source {
                     // A remote source that was busy: read again after the backoff.
                     Err(failure) if !fresh && failure.step == Step::ReadSource => {
-                        source = check_source(self.manifest, &engine.sources, entry).await;
+                        source = check_source(&self.manifest, &engine.sources, entry).await;
                         fresh = true;
                         continue;
                     }
@@ -264,7 +293,7 @@ impl Run<'_> {
                     // A remote source that was busy when read again after a change: retried.
                     (_, Err(failure)) if busy(failure) => {
                         let failure = failure.clone();
-                        source = check_source(self.manifest, &engine.sources, entry).await;
+                        source = check_source(&self.manifest, &engine.sources, entry).await;
                         Event::Failed(failure)
                     }
                     (_, Err(failure)) => {
@@ -355,7 +384,7 @@ impl Run<'_> {
                 tracing::debug!(id = %entry.id(), %failure, "attempt failed");
                 last_failure_timed_out = failure.kind == FailureKind::Timeout;
                 if failure.kind == FailureKind::SourceChanged {
-                    source = check_source(self.manifest, &engine.sources, entry).await;
+                    source = check_source(&self.manifest, &engine.sources, entry).await;
                 }
             }
             if sent_request {
@@ -395,10 +424,17 @@ impl Run<'_> {
                     // The upload may not start before the form's record is durable, but a local file
                     // can be opened and read meanwhile. (Not a remote object: its GET would be held
                     // open while the upload waits for its slot.)
-                    (State::FormIssued { .. }, Ok(src)) if !src.url.is_remote() => {
+                    (State::FormIssued { .. }, Ok(src)) if !src.url.is_remote() && durable.is_some() => {
+                        at_work.leave();
                         let (_, file) =
                             tokio::join!(self.settle(durable), engine.sources.open(&src.url, &src.meta));
                         prepared = Some(file);
+                        at_work.come_back().await;
+                    }
+                    (State::FormIssued { .. }, _) if durable.is_some() => {
+                        at_work.leave();
+                        self.settle(durable).await;
+                        at_work.come_back().await;
                     }
                     _ => self.settle(durable).await,
                 }
@@ -458,8 +494,8 @@ impl Run<'_> {
         prepared: Option<Result<Opened, SourceError>>,
         slot: Slot<'_>,
     ) -> Event {
-        let observer = self.observer;
-        let engine = self.engine;
+        let observer = &*self.observer;
+        let engine = &self.engine;
         let opened = match prepared {
             Some(prepared) => prepared,
             None => engine.sources.open(&src.url, &src.meta).await,
@@ -579,7 +615,7 @@ pub(crate) fn with_bandwidth(service_data: &serde_json::Value, bytes_per_second:
     data
 }
 
-impl std::fmt::Debug for Run<'_> {
+impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Run").field("manifest", &self.manifest.source).finish_non_exhaustive()
     }

@@ -14,6 +14,7 @@ use spinlift_manifest::journal::{Journal, JournalOptions, Record, Sink, replay};
 use spinlift_source::{Sources, SourcesConfig};
 use spinlift_transport::{ClientConfig, FileSpinClient, Secret};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use crate::backoff::BackoffConfig;
 use crate::checkpoint::{Checkpoint, fingerprint, reconcile};
@@ -25,14 +26,28 @@ use crate::report::{Counts, EntryReport, RunReport, StopReason};
 use crate::throttle::Throttle;
 
 /// The longest a group commit of the journal waits for company (see `Engine::journal_options`).
-const GROUP_WAIT: Duration = Duration::from_millis(4);
+const GROUP_WAIT: Duration = Duration::from_millis(10);
 
-/// Entries a run keeps going per request slot (`--concurrency`): the requests in flight never exceed
-/// the slots (the throttle sees to that), but an entry also waits for things that are not requests
-/// (its form's record to reach the disk, a backoff, its file), and meanwhile another entry uses its
-/// slot. With one entry per slot, the journal's wait left every slot idle for it: 0.85× of the raw
-/// client instead of 0.9–1.0× on small files (measured, `spinlift bench small`).
-const ENTRIES_PER_SLOT: usize = 2;
+/// Entries a run keeps going beyond those at work; see [`entries_in_flight`].
+const SPARE_ENTRIES: usize = 64;
+
+/// How many entries at work a run has per request slot (`--concurrency`): an entry also waits for
+/// things that are not requests (a backoff, its file, a slot), and meanwhile another entry uses its
+/// slot. One per slot had left the slots idle while forms went to the disk.
+const AT_WORK_PER_SLOT: usize = 2;
+
+/// How many entries a run keeps going with `concurrency` request slots: those at work, and spares for
+/// those waiting for their form's record to reach the disk (which are not at work meanwhile, see
+/// `Run::active`). How many wait for the disk at a time depends on the rate, not on the slots (a
+/// group's wait times the files per second), hence a fixed number of spares; and since the spares only
+/// stand in for entries waiting for the disk, a run whose uploads all fail (an S3 outage) makes no
+/// more first attempts at a time than with none (`tests/faults.rs`). Measured with `spinlift bench
+/// small` (10,000 × 4 KiB, 16 slots, 2 cores, 6 paired rounds, entries as tasks): 32 entries and 4 ms
+/// groups 0.88× of the raw client, 64 and 8 ms 0.91×, 96 and 10 ms 0.91–0.92×, 128 and 16 ms 0.90×.
+/// An entry waiting holds a form and, for a file larger than its first read, an open file.
+fn entries_in_flight(concurrency: usize) -> usize {
+    concurrency.max(1) * AT_WORK_PER_SLOT + SPARE_ENTRIES
+}
 
 /// The largest object an S3 POST upload accepts (AWS S3: "POST Object", 5 GB).
 pub const MAX_POST_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
@@ -108,13 +123,15 @@ impl EngineConfig {
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+///
 /// use spinlift::{Engine, EngineConfig, Secret, Silent};
 /// use tokio_util::sync::CancellationToken;
 ///
 /// let manifest = spinlift::Manifest::load("batch.json".as_ref())?;
 /// let config = EngineConfig::new("https://app.filespin.io", Secret::new(std::env::var("FILESPIN_API_KEY")?));
 /// let engine = Engine::new(config)?;
-/// let report = engine.run(&manifest, &Default::default(), &Silent, CancellationToken::new()).await?;
+/// let report = engine.run(&manifest, &Default::default(), Arc::new(Silent), CancellationToken::new()).await?;
 /// println!("{} registered, {} failed", report.registered(), report.failed());
 /// # Ok(()) }
 /// ```
@@ -223,16 +240,16 @@ impl Engine {
 
     /// How the run's journal commits. Each entry appends one record it must wait for before its upload
     /// (its form), and an fsync costs the same however many records it covers (on this project's
-    /// 2-core VM a journal without fsyncs ran as fast as none: the fsyncs are its whole cost).
-    /// An entry waiting for the disk holds no request slot (see [`ENTRIES_PER_SLOT`]), so a group may
-    /// wait up to [`GROUP_WAIT`] for company, or until every request slot's entry has joined it.
-    /// Measured on 4,000 × 4 KiB files, 16 in flight (`perf stat`, single runs): 1,400–1,550 fsyncs
-    /// with 1 ms and a quarter of the entries, 445–500 with 4 ms and all of them (360–400 with 5 ms).
-    /// With one entry in flight nobody else can join: its records go at once.
+    /// 2-core VM a journal on tmpfs, the same groups without the disk, came within 3 % of none: the
+    /// fsyncs are most of its cost). An entry waiting for the disk holds no request slot (see
+    /// [`entries_in_flight`]), so a group may wait up to [`GROUP_WAIT`] for company, or until every
+    /// entry that can wait while all slots are busy has joined it. Shorter waits cost more than they
+    /// save (10,000 × 4 KiB, 32 entries: 4 ms 0.87× of the raw client, 2 ms 0.85×, 1 ms 0.79×).
     fn journal_options(&self) -> JournalOptions {
+        let concurrency = self.config.concurrency.max(1);
         JournalOptions {
             group_wait: GROUP_WAIT,
-            group_size: self.config.concurrency.max(1),
+            group_size: entries_in_flight(concurrency) - concurrency,
             ..JournalOptions::default()
         }
     }
@@ -261,7 +278,7 @@ impl Engine {
         let token = cancel.clone();
         let task = tokio::spawn(async move {
             let options = engine.options.clone();
-            engine.run(&manifest, &options, &sender, token).await
+            engine.run(&manifest, &options, Arc::new(sender), token).await
         });
         RunHandle { events, cancel, task }
     }
@@ -276,7 +293,7 @@ impl Engine {
         &self,
         manifest: &Manifest,
         options: &RunOptions,
-        observer: &dyn Observer,
+        observer: Arc<dyn Observer>,
         cancel: CancellationToken,
     ) -> Result<RunReport, EngineError> {
         let started = Instant::now();
@@ -357,10 +374,10 @@ impl Engine {
         replayed.reserve(manifest.entries.len().saturating_sub(replayed.len()));
         let states = Mutex::new(replayed);
 
-        let run = Run {
-            engine: self,
-            manifest,
-            observer,
+        let run = Arc::new(Run {
+            engine: self.clone(),
+            manifest: manifest.clone(),
+            observer: observer.clone(),
             journal: journal.clone(),
             retry_failed: options.retry_failed,
             registered_only: options.registered_only,
@@ -368,27 +385,43 @@ impl Engine {
             stop_reason: Mutex::new(None),
             service_data: manifest.service_data.clone().unwrap_or_else(|| self.config.service_data.clone()),
             throttle: Throttle::new(self.config.concurrency),
+            active: tokio::sync::Semaphore::new(self.config.concurrency.max(1) * AT_WORK_PER_SLOT),
             notes: Mutex::new(Vec::new()),
             rng: Mutex::new(StdRng::from_os_rng()),
             in_flight: Default::default(),
             verify_registered,
-        };
+        });
         let mut unfinished = HashMap::new();
         let mut counts = Counts::default();
         // Which entries the run finished, one bit each: the others are counted as the journal has them.
         let mut reached = vec![0u64; manifest.entries.len().div_ceil(64)];
+        // Every entry's task, so that none outlives the run: a stop past its grace aborts them, and the
+        // journal closes once they are gone.
+        let tasks = TaskTracker::new();
         {
-            let run = &run;
             let states = &states;
-            // By index, not by `Entry`: a closure over a borrowed argument is not provably `Send` for
-            // every lifetime, and `Engine::spawn` needs the run to be (rust-lang/rust#102211).
             let mut outcomes = futures::stream::iter(0..manifest.entries.len())
                 .map(|i| {
-                    let entry = manifest.entries.at(i);
-                    let recorded = lock(states).get(entry.id());
-                    async move { (i, run.drive(entry, recorded).await) }
+                    let recorded = lock(states).get(manifest.entries.at(i).id());
+                    // Each entry is a task of its own, so that the entries' work (requests, responses,
+                    // hashing, records) spreads over the runtime's workers. Polled together in the run's
+                    // one task they took one core at a time: 0.86× of the raw client on 10,000 × 4 KiB
+                    // files without a journal, 0.98× as tasks (`spinlift bench small`, 2 cores).
+                    let run = run.clone();
+                    let task = AbortOnDropHandle::new(tasks.spawn(async move {
+                        let entry = run.manifest.entries.at(i);
+                        run.drive(entry, recorded).await
+                    }));
+                    async move {
+                        match task.await {
+                            Ok(driven) => (i, driven),
+                            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                            // Cancelled: only when the runtime shuts down, which drops this future too.
+                            Err(_) => std::future::pending().await,
+                        }
+                    }
                 })
-                .buffer_unordered(self.config.concurrency * ENTRIES_PER_SLOT);
+                .buffer_unordered(entries_in_flight(self.config.concurrency));
             // Registered entries whose record is still on its way to the disk: counted once it is there.
             // Their place in flight goes to the next entry meanwhile.
             let mut settling = futures::stream::FuturesUnordered::new();
@@ -413,6 +446,7 @@ impl Engine {
                     next = outcomes.next(), if !all_driven => match next {
                         Some((i, mut driven)) => match driven.registered.take() {
                             Some(durable) => {
+                                let run = &run;
                                 settling.push(async move { (i, driven, run.settle(Some(durable)).await) });
                             }
                             None => finished(i, driven),
@@ -427,6 +461,10 @@ impl Engine {
                 }
             }
         }
+        // After a stop past its grace the aborted tasks may still be in their last poll: the journal
+        // closes once none can append to it.
+        tasks.close();
+        tasks.wait().await;
         if let Some(journal) = journal
             && let Err(e) = journal.close().await
         {
@@ -436,7 +474,7 @@ impl Engine {
         if stopped.is_none() && cancel.is_cancelled() {
             stopped = Some(StopReason::Cancelled);
         }
-        notes.extend(run.notes.into_inner().unwrap_or_else(|e| e.into_inner()));
+        notes.append(&mut lock(&run.notes));
         let states = states.into_inner().unwrap_or_else(|e| e.into_inner());
         // Entries the run never reached (it stopped) are reported as the journal has them.
         for (i, entry) in manifest.entries.iter().enumerate() {

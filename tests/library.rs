@@ -166,7 +166,10 @@ async fn a_full_disk_stops_the_run_and_what_was_recorded_stays_valid() {
     let left = appends_left.clone();
     options.journal_sink =
         Some(Arc::new(move |file| Box::new(FillsUp { file, appends_left: left.clone() }) as Box<dyn Sink>));
-    let first = engine.run(&manifest, &options, &spinlift::Silent, Default::default()).await.unwrap();
+    let first = engine
+        .run(&manifest, &options, std::sync::Arc::new(spinlift::Silent), Default::default())
+        .await
+        .unwrap();
     match &first.stopped {
         Some(StopReason::Journal(message)) => assert!(message.contains(".checkpoint"), "{message}"),
         other => panic!("expected a stop for the journal, got {other:?}"),
@@ -180,8 +183,10 @@ async fn a_full_disk_stops_the_run_and_what_was_recorded_stays_valid() {
     // The journal replays (its torn tail dropped) and the next run finishes the batch.
     let checkpoint = Checkpoint::default().path_for(&set.manifest).unwrap();
     assert!(spinlift_manifest::journal::replay(&checkpoint).unwrap().is_some());
-    let second =
-        engine.run(&manifest, &RunOptions::default(), &spinlift::Silent, Default::default()).await.unwrap();
+    let second = engine
+        .run(&manifest, &RunOptions::default(), std::sync::Arc::new(spinlift::Silent), Default::default())
+        .await
+        .unwrap();
     assert_eq!((second.registered(), second.stopped), (60, None));
     assert_each_file_registered_once(&emulator, &set);
 }
@@ -192,7 +197,9 @@ async fn a_manifest_built_in_code_needs_a_checkpoint_path_of_its_own() {
     std::fs::write(dir.path().join("a.txt"), "a").unwrap();
     let manifest = Manifest::builder(dir.path()).entry("a.txt").unwrap().build().unwrap();
     let engine = Engine::builder("http://127.0.0.1:9", Secret::new("k")).build().unwrap();
-    let error = engine.run(&manifest, &RunOptions::default(), &spinlift::Silent, Default::default()).await;
+    let error = engine
+        .run(&manifest, &RunOptions::default(), std::sync::Arc::new(spinlift::Silent), Default::default())
+        .await;
     match error {
         Err(EngineError::Config(message)) => assert!(message.contains("checkpoint path"), "{message}"),
         other => panic!("expected a configuration error, got {other:?}"),

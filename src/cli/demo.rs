@@ -57,16 +57,16 @@ async fn demo_inner(args: DemoArgs) -> Result<u8, Box<dyn std::error::Error>> {
     // The local emulator has no request limit (the real API's 30/s is the default of `run`).
     config.api_rps = None;
     let engine = Engine::new(config)?;
-    let progress = Progress::new(
+    let progress = std::sync::Arc::new(Progress::new(
         set.files.len() as u64,
         set.total_bytes(),
         args.concurrency,
         args.quiet,
         std::time::Duration::from_secs(2),
-    );
+    ));
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
-    let report = engine.run(&manifest, &RunOptions::default(), &progress, cancel).await;
+    let report = engine.run(&manifest, &RunOptions::default(), progress.clone(), cancel).await;
     progress.finish();
     let report = report?;
     let code = finish(&report, &progress);

@@ -233,8 +233,13 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         .map(|m| m.len())
         .sum();
     let interval = std::time::Duration::try_from_secs_f64(args.progress_interval).unwrap_or_default();
-    let progress =
-        Progress::new(manifest.entries.len() as u64, total_bytes, concurrency as usize, args.quiet, interval);
+    let progress = std::sync::Arc::new(Progress::new(
+        manifest.entries.len() as u64,
+        total_bytes,
+        concurrency as usize,
+        args.quiet,
+        interval,
+    ));
     let cancel = CancellationToken::new();
     cancel_on_signal(cancel.clone());
     let mut options = RunOptions::default();
@@ -246,7 +251,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         (None, false) => Checkpoint::BesideManifest,
     };
     tracing::info!(manifest = %args.manifest.display(), shard = ?shard.map(|s| s.to_string()), entries = manifest.entries.len(), concurrency, api_rps, "run started");
-    let report = engine.run(&manifest, &options, &progress, cancel).await;
+    let report = engine.run(&manifest, &options, progress.clone(), cancel).await;
     progress.finish();
     let report = match report {
         Ok(r) => r,

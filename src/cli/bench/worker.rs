@@ -124,9 +124,9 @@ pub(crate) async fn worker(args: WorkerArgs) -> u8 {
                     return EXIT_STOPPED;
                 }
             };
-            let latencies = Latencies::default();
+            let latencies = std::sync::Arc::new(Latencies::default());
             let started = Instant::now();
-            let report = engine.run(&manifest, engine.options(), &latencies, Default::default()).await;
+            let report = engine.run(&manifest, engine.options(), latencies.clone(), Default::default()).await;
             let elapsed_s = started.elapsed().as_secs_f64();
             let report = match report {
                 Ok(r) => r,
@@ -141,7 +141,9 @@ pub(crate) async fn worker(args: WorkerArgs) -> u8 {
                 failed: failed.len() as u64,
                 bytes: report.registered_bytes(),
                 elapsed_s,
-                latencies_ms: latencies.done_ms.into_inner().unwrap_or_default(),
+                latencies_ms: std::mem::take(
+                    &mut *latencies.done_ms.lock().unwrap_or_else(|e| e.into_inner()),
+                ),
                 first_error: failed.first().and_then(|e| e.error.clone()),
                 ..Outcome::default()
             }
