@@ -97,7 +97,8 @@ pub(crate) struct BenchArgs {
     /// Files in flight, for every client.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Each client's passes per workload (alternating order); the median pass is reported.
+    /// Rounds per workload, one pass of each client each (alternating order): each client's median pass
+    /// is shown, and the median of the rounds' ratios.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     repeat: u32,
     /// Where the workloads' files are generated and kept between runs (default: a directory in the
@@ -193,7 +194,8 @@ struct WorkloadResult {
     files: usize,
     bytes: u64,
     clients: Vec<Figures>,
-    /// spinlift's throughput (files/s for a workload of small files, MB/s otherwise) ÷ the raw client's.
+    /// spinlift's throughput (files/s for a workload of small files, MB/s otherwise) ÷ the raw client's:
+    /// the median over the rounds of each round's ratio (as are the other ratios).
     ratio_to_raw: f64,
     /// The same without spinlift's journal (not measured for `remote`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -314,6 +316,26 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
                 passes[i].push(outcome);
             }
         }
+        let request_bound = bytes / sizes.len().max(1) as u64 <= 256 * KIB;
+        let throughput = |o: &Outcome| {
+            let per_s = if request_bound { o.files as f64 } else { o.bytes as f64 / 1e6 };
+            per_s / o.elapsed_s.max(1e-9)
+        };
+        // Each round's passes ran back to back: their ratio is the figure least moved by the machine's
+        // drift between rounds. The median of the rounds' ratios is reported.
+        let paired = |a: usize, b: usize, f: &dyn Fn(&Outcome, &Outcome) -> f64| {
+            median(passes[a].iter().zip(&passes[b]).map(|(x, y)| f(x, y)).collect())
+        };
+        let ratio = |a: usize, b: usize| paired(a, b, &|x, y| throughput(x) / throughput(y).max(1e-9));
+        let is_remote = workload == Workload::Remote;
+        let ratio_to_raw = ratio(1, 0);
+        let ratio_to_raw_no_journal = (!is_remote).then(|| ratio(2, 0));
+        let journal_cost_percent =
+            (!is_remote).then(|| paired(1, 2, &|x, y| (x.elapsed_s / y.elapsed_s.max(1e-9) - 1.0) * 100.0));
+        let ratio_remote_to_local = is_remote.then(|| ratio(2, 1));
+        let ratio_to_md5 =
+            median(passes[1].iter().map(|o| o.bytes as f64 / 1e6 / o.elapsed_s.max(1e-9)).collect())
+                / md5_mb_s.max(1e-9);
         let figures: Vec<Figures> = clients
             .iter()
             .zip(passes)
@@ -322,21 +344,15 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
                 Figures::of(client, outcomes.swap_remove(outcomes.len() / 2))
             })
             .collect();
-        let request_bound = bytes / sizes.len().max(1) as u64 <= 256 * KIB;
-        let throughput = |f: &Figures| if request_bound { f.files_per_s } else { f.mb_per_s };
-        let ratio = |f: &Figures| throughput(f) / throughput(&figures[0]).max(1e-9);
-        let is_remote = workload == Workload::Remote;
         results.workloads.push(WorkloadResult {
             workload,
             files: sizes.len(),
             bytes,
-            ratio_to_raw: ratio(&figures[1]),
-            ratio_to_raw_no_journal: (!is_remote).then(|| ratio(&figures[2])),
-            journal_cost_percent: (!is_remote)
-                .then(|| (figures[1].elapsed_s / figures[2].elapsed_s.max(1e-9) - 1.0) * 100.0),
-            ratio_remote_to_local: is_remote
-                .then(|| throughput(&figures[2]) / throughput(&figures[1]).max(1e-9)),
-            ratio_to_md5: figures[1].mb_per_s / md5_mb_s.max(1e-9),
+            ratio_to_raw,
+            ratio_to_raw_no_journal,
+            journal_cost_percent,
+            ratio_remote_to_local,
+            ratio_to_md5,
             clients: figures,
         });
     }
@@ -346,6 +362,16 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// MB/s of MD5 over 256 MiB in memory on one core.
