@@ -183,8 +183,9 @@ impl Run {
             let report = EntryReport::from_state(entry.id(), &entry.shown_path(), recorded_state, None);
             return Driven { report, state: None, note: None, registered: None };
         }
-        let _in_flight = InFlight::enter(self, entry.id());
+        // In flight (for the observer: its latency, the count) from when it is first at work.
         let mut at_work = AtWork::enter(&self.active).await;
+        let _in_flight = InFlight::enter(self, entry.id());
         let mut source = check_source(&self.manifest, &engine.sources, entry).await;
         // A source that failed retryably (a remote one, busy) is read again before the next attempt,
         // after core's backoff; `fresh` says the check is this attempt's own.

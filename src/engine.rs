@@ -45,8 +45,9 @@ const AT_WORK_PER_SLOT: usize = 2;
 /// small` (10,000 × 4 KiB, 16 slots, 2 cores, 6 paired rounds, entries as tasks): 32 entries and 4 ms
 /// groups 0.88× of the raw client, 64 and 8 ms 0.91×, 96 and 10 ms 0.91–0.92×, 128 and 16 ms 0.90×.
 /// An entry waiting holds a form and, for a file larger than its first read, an open file.
-fn entries_in_flight(concurrency: usize) -> usize {
-    concurrency.max(1) * AT_WORK_PER_SLOT + SPARE_ENTRIES
+/// Without a journal nobody waits for the disk: no spares.
+fn entries_in_flight(concurrency: usize, journal: bool) -> usize {
+    concurrency.max(1) * AT_WORK_PER_SLOT + if journal { SPARE_ENTRIES } else { 0 }
 }
 
 /// The largest object an S3 POST upload accepts (AWS S3: "POST Object", 5 GB).
@@ -249,7 +250,7 @@ impl Engine {
         let concurrency = self.config.concurrency.max(1);
         JournalOptions {
             group_wait: GROUP_WAIT,
-            group_size: entries_in_flight(concurrency) - concurrency,
+            group_size: entries_in_flight(concurrency, true) - concurrency,
             ..JournalOptions::default()
         }
     }
@@ -421,7 +422,7 @@ impl Engine {
                         }
                     }
                 })
-                .buffer_unordered(entries_in_flight(self.config.concurrency));
+                .buffer_unordered(entries_in_flight(self.config.concurrency, run.journal.is_some()));
             // Registered entries whose record is still on its way to the disk: counted once it is there.
             // Their place in flight goes to the next entry meanwhile.
             let mut settling = futures::stream::FuturesUnordered::new();
