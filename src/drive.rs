@@ -149,6 +149,35 @@ impl Run {
         (!self.stop.is_cancelled()).then_some(slot)
     }
 
+    /// What the run must get done for `entry`.
+    fn goal(&self, entry: Entry<'_>, recorded: Option<&Record>) -> Goal {
+        // A verification that failed is verified again when retried, --verify or not: otherwise the retry
+        // would report an asset FileSpin could not process as registered.
+        let retry_verify = self.retry_failed
+            && matches!(recorded, Some(r)
+                if matches!(&r.state, State::Failed { failure, .. } if failure.step == Step::Verify));
+        Goal {
+            set_data: self.engine.config.tag || entry.data().is_some(),
+            verify: self.engine.config.verify || retry_verify,
+        }
+    }
+
+    /// The entry's report when the run has nothing to do for it, as recorded: a finished entry needs
+    /// nothing, not even a look at its file, so a resumed batch drains fast; `spinlift verify` leaves
+    /// alone what is not registered. (A run that checks registered entries against their files asks
+    /// after the check.)
+    pub(crate) fn needs_nothing(&self, entry: Entry<'_>, recorded: Option<&Record>) -> Option<Driven> {
+        let goal = self.goal(entry, recorded);
+        let recorded_state = recorded.map_or(&State::Pending, |r| &r.state);
+        let retry = self.retry_failed && matches!(recorded_state, State::Failed { .. });
+        let nothing = (recorded_state.is_done(goal) && !retry)
+            || (self.registered_only && recorded_state.registered().is_none() && !retry);
+        nothing.then(|| {
+            let report = EntryReport::from_state(entry.id(), &entry.shown_path(), recorded_state, None);
+            Driven { report, state: None, note: None, registered: None }
+        })
+    }
+
     /// Takes one entry as far as it goes in this run, from what the journal recorded for it.
     pub(crate) async fn drive(&self, entry: Entry<'_>, mut recorded: Option<Record>) -> Driven {
         let engine = &self.engine;
@@ -164,25 +193,10 @@ impl Run {
                 recorded = None;
             }
         }
-        // A verification that failed is verified again when retried, --verify or not: otherwise the retry
-        // would report an asset FileSpin could not process as registered.
-        let retry_verify = self.retry_failed
-            && matches!(&recorded, Some(r)
-                if matches!(&r.state, State::Failed { failure, .. } if failure.step == Step::Verify));
-        let goal = Goal {
-            set_data: engine.config.tag || entry.data().is_some(),
-            verify: engine.config.verify || retry_verify,
-        };
-        // A finished entry needs nothing, not even a look at its file: a resumed batch drains fast.
-        // `spinlift verify` leaves alone what is not registered.
-        let recorded_state = recorded.as_ref().map_or(&State::Pending, |r| &r.state);
-        let retry = self.retry_failed && matches!(recorded_state, State::Failed { .. });
-        if (recorded_state.is_done(goal) && !retry)
-            || (self.registered_only && recorded_state.registered().is_none() && !retry)
-        {
-            let report = EntryReport::from_state(entry.id(), &entry.shown_path(), recorded_state, None);
-            return Driven { report, state: None, note: None, registered: None };
+        if let Some(driven) = self.needs_nothing(entry, recorded.as_ref()) {
+            return driven;
         }
+        let goal = self.goal(entry, recorded.as_ref());
         // In flight (for the observer: its latency, the count) from when it is first at work.
         let mut at_work = AtWork::enter(&self.active).await;
         let _in_flight = InFlight::enter(self, entry.id());

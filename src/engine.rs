@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::future::Either;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use spinlift_core::{Limits, State};
@@ -403,7 +404,15 @@ impl Engine {
             let states = &states;
             let mut outcomes = futures::stream::iter(0..manifest.entries.len())
                 .map(|i| {
-                    let recorded = lock(states).get(manifest.entries.at(i).id());
+                    let entry = manifest.entries.at(i);
+                    let recorded = lock(states).get(entry.id());
+                    // A finished entry is answered here: a task each would cost a resumed batch of 10⁶
+                    // finished entries 2.6 s (4.51 s instead of 1.87, `spinlift bench entries`).
+                    if !run.verify_registered
+                        && let Some(driven) = run.needs_nothing(entry, recorded.as_ref())
+                    {
+                        return Either::Left(std::future::ready((i, driven)));
+                    }
                     // Each entry is a task of its own, so that the entries' work (requests, responses,
                     // hashing, records) spreads over the runtime's workers. Polled together in the run's
                     // one task they took one core at a time: 0.86× of the raw client on 10,000 × 4 KiB
@@ -413,14 +422,14 @@ impl Engine {
                         let entry = run.manifest.entries.at(i);
                         run.drive(entry, recorded).await
                     }));
-                    async move {
+                    Either::Right(async move {
                         match task.await {
                             Ok(driven) => (i, driven),
                             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                             // Cancelled: only when the runtime shuts down, which drops this future too.
                             Err(_) => std::future::pending().await,
                         }
-                    }
+                    })
                 })
                 .buffer_unordered(entries_in_flight(self.config.concurrency, run.journal.is_some()));
             // Registered entries whose record is still on its way to the disk: counted once it is there.
