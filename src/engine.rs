@@ -461,7 +461,14 @@ impl Engine {
                             }
                             None => finished(i, driven),
                         },
-                        None => all_driven = true,
+                        None => {
+                            all_driven = true;
+                            // No form is coming to start the next group: the last registrations'
+                            // records go now, not at the journal's timer (50 ms at the end of every run).
+                            if let Some(journal) = &run.journal {
+                                journal.commit_now();
+                            }
+                        }
                     },
                     Some((i, driven, ())) = settling.next(), if !settling.is_empty() => finished(i, driven),
                     _ = &mut grace_over => {

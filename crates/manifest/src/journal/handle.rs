@@ -227,6 +227,13 @@ impl Journal {
         self.send(&record, None, Urgency::Whenever)
     }
 
+    /// Asks the writer to commit what is queued now, rather than when a later append or its own timer
+    /// ([`WHENEVER`](super::queue::WHENEVER)) would: for a caller that knows no more records are coming
+    /// soon, whose [`Journal::append_lazy`] records would otherwise wait that long.
+    pub fn commit_now(&self) {
+        self.shared.queue.hurry();
+    }
+
     /// Writes and fsyncs everything queued, compacts the journal when it holds more records per entry
     /// than [`JournalOptions::compact_when_records_exceed`], and stops the writer. Appends through other
     /// handles after this fail with [`JournalError::Closed`].
@@ -235,6 +242,8 @@ impl Journal {
     pub async fn close(self) -> Result<(), JournalError> {
         let (ack, done) = oneshot::channel();
         self.shared.queue.push(Command::Close { ack }, Urgency::Now).map_err(|_| self.shared.gone())?;
+        // Nothing comes after a close for a group to wait for.
+        self.shared.queue.hurry();
         done.await.unwrap_or_else(|_| Err(self.shared.gone()))
     }
 
