@@ -439,16 +439,19 @@ impl Run {
                     // The upload may not start before the form's record is durable, but a local file
                     // can be opened and read meanwhile. (Not a remote object: its GET would be held
                     // open while the upload waits for its slot.)
-                    (State::FormIssued { .. }, Ok(src)) if !src.url.is_remote() && durable.is_some() => {
+                    // Waiting for the disk, the entry is not at work: a spare takes its place.
+                    (State::FormIssued { .. }, source) if durable.is_some() => {
                         at_work.leave();
-                        let (_, file) =
-                            tokio::join!(self.settle(durable), engine.sources.open(&src.url, &src.meta));
-                        prepared = Some(file);
-                        at_work.come_back().await;
-                    }
-                    (State::FormIssued { .. }, _) if durable.is_some() => {
-                        at_work.leave();
-                        self.settle(durable).await;
+                        match source {
+                            Ok(src) if !src.url.is_remote() => {
+                                let (_, file) = tokio::join!(
+                                    self.settle(durable),
+                                    engine.sources.open(&src.url, &src.meta)
+                                );
+                                prepared = Some(file);
+                            }
+                            _ => self.settle(durable).await,
+                        }
                         at_work.come_back().await;
                     }
                     _ => self.settle(durable).await,
