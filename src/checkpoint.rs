@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use spinlift_core::{Asset, Limits, ResumeFacts, State, UnixMillis};
-use spinlift_manifest::journal::{Record, Replayed, SourceStamp, fingerprint_ids};
+use spinlift_manifest::journal::{Form, Record, Replayed, SourceStamp, fingerprint_ids};
 use spinlift_manifest::{Manifest, Shard};
 use spinlift_transport::UploadForm;
 
@@ -96,9 +96,9 @@ pub(crate) fn record(
     // written for nothing.
     if matches!(state, State::FormIssued { .. })
         && let Some(form) = form
-        && let Ok(value) = serde_json::to_value(form)
+        && let Ok(form) = Form::encode(form)
     {
-        record = record.with_form(value);
+        record = record.with_form(form);
     }
     if let Some(stamp) = source {
         record = record.with_source(stamp);
@@ -123,7 +123,7 @@ pub(crate) fn resume(
     let Some(record) = recorded else {
         return Resumed { asset: Asset::new(limits), form: None };
     };
-    let form: Option<UploadForm> = record.form.clone().and_then(|v| serde_json::from_value(v).ok());
+    let form: Option<UploadForm> = record.form.as_ref().and_then(|f| f.decode().ok());
     let source_changed = match (record.source, current_source) {
         (Some(then), Some(now)) => then != now,
         _ => false,

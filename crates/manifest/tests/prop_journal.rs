@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use serde_json::json;
 use spinlift_core::{Failure, FailureKind, State, Step, UnixMillis, Uploaded};
 use spinlift_manifest::journal::{
-    Journal, JournalError, JournalOptions, Record, Replayed, SourceStamp, fingerprint_ids, replay,
+    Form, Journal, JournalError, JournalOptions, Record, Replayed, SourceStamp, fingerprint_ids, replay,
 };
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> =
@@ -93,7 +93,7 @@ fn any_record() -> impl Strategy<Value = Record> {
         .prop_map(|(id, state, form, source)| Record {
             id: id.to_owned(),
             state,
-            form,
+            form: form.map(Form::from),
             source: source.map(|(size, mtime_ms, tag)| SourceStamp { size, mtime_ms, tag }),
         })
 }

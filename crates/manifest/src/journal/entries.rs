@@ -5,8 +5,9 @@
 //! - Entries live in a `Vec` in the order their ids first appear, found through an open-addressing index
 //!   of `u64`s (a 32-bit hash and a 32-bit position), kept at most half full.
 //! - The common final state, `Registered` with a 32-hex asset id and MD5, is kept as 16 + 16 bytes and
-//!   numbers ([`Slot::Registered`]); anything else is boxed ([`Slot::Other`]) with its form as compact
-//!   JSON text, not as a [`serde_json::Value`] tree (which takes several times the text's size).
+//!   numbers ([`Slot::Registered`]); anything else is boxed ([`Slot::Other`]) with its form as the JSON
+//!   text the journal holds ([`Form`]), not as a [`serde_json::Value`] tree (which takes several times
+//!   the text's size).
 //!
 //! A [`Record`] is rebuilt on demand, equal to the one replayed.
 
@@ -14,7 +15,7 @@ use std::hash::{BuildHasher, RandomState};
 
 use spinlift_core::State;
 
-use super::record::{Record, SourceStamp};
+use super::record::{Form, Record, SourceStamp};
 
 /// The entries of a replayed journal: the last record of each id.
 #[derive(Clone, Default)]
@@ -78,8 +79,7 @@ impl Stage {
 #[derive(Clone, PartialEq)]
 pub(super) struct Other {
     state: State,
-    /// The form as serde_json writes it (compact): the same round trip a snapshot puts it through.
-    form: Option<Box<str>>,
+    form: Option<Form>,
     source: Option<SourceStamp>,
 }
 
@@ -112,9 +112,8 @@ impl Slot {
         }
     }
 
-    /// The slot of `record`'s state, form and source. A form that cannot be encoded (a map with
-    /// non-string keys cannot come from JSON) is an error.
-    pub(super) fn of(record: Record) -> Result<Slot, serde_json::Error> {
+    /// The slot of `record`'s state, form and source.
+    pub(super) fn of(record: Record) -> Slot {
         if record.form.is_none() {
             let stage = match &record.state {
                 State::Registered { .. } => Some(Stage::Registered),
@@ -123,14 +122,10 @@ impl Slot {
                 _ => None,
             };
             if let (Some(stage), Some((asset_id, size, md5))) = (stage, record.state.registered()) {
-                return Ok(Slot::registered_at(stage, asset_id, size, md5, record.source));
+                return Slot::registered_at(stage, asset_id, size, md5, record.source);
             }
         }
-        let form = match &record.form {
-            Some(form) => Some(serde_json::to_string(form)?.into_boxed_str()),
-            None => None,
-        };
-        Ok(Slot::Other(Box::new(Other { state: record.state, form, source: record.source })))
+        Slot::Other(Box::new(Other { state: record.state, form: record.form, source: record.source }))
     }
 
     /// The record of entry `id`; `None` once taken.
@@ -145,8 +140,7 @@ impl Slot {
             Slot::Other(other) => Some(Record {
                 id: id.to_owned(),
                 state: other.state.clone(),
-                // Text serde_json wrote from a `Value` always parses back.
-                form: other.form.as_deref().and_then(|text| serde_json::from_str(text).ok()),
+                form: other.form.clone(),
                 source: other.source,
             }),
             Slot::Taken => None,

@@ -74,7 +74,7 @@ mod writer;
 pub use error::JournalError;
 pub use fingerprint::fingerprint_ids;
 pub use handle::{Journal, JournalOptions};
-pub use record::{Record, SourceStamp, VERSION};
+pub use record::{Form, Record, SourceStamp, VERSION};
 pub use replay::{Replayed, replay};
 pub use sink::Sink;
 

@@ -3,7 +3,9 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use spinlift_core::State;
 
 /// The journal format version this code writes and reads.
@@ -43,6 +45,57 @@ impl SourceStamp {
     }
 }
 
+/// A pre-signed upload form as a record carries it: the form's JSON text, written into its line and
+/// read back from it as it is.
+///
+/// The journal does not look inside (to it the form is opaque); the text is kept rather than a
+/// [`serde_json::Value`] because a form (~1.3 KB with its policy) is encoded with every file's first
+/// record, and a `Value` of it is a tree of maps and strings to build, encode and free each time.
+///
+/// `Debug` prints `<redacted>`: a pre-signed form is a credential. Two forms are equal when their text
+/// is.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Form(Box<RawValue>);
+
+impl Form {
+    /// The form `value` encodes to (compact JSON).
+    pub fn encode(value: &impl Serialize) -> Result<Form, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Form)
+    }
+
+    /// The form read back as a `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The form's JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl From<serde_json::Value> for Form {
+    fn from(value: serde_json::Value) -> Form {
+        // A `Value` always encodes: its maps' keys are strings.
+        Form::encode(&value).unwrap_or_else(|_| unreachable!("a serde_json::Value always encodes"))
+    }
+}
+
+impl PartialEq for Form {
+    fn eq(&self, other: &Form) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl Eq for Form {}
+
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// One line of the journal: one state change of one manifest entry.
 ///
 /// `Debug` prints `form` as `<redacted>`: a pre-signed form is a credential.
@@ -55,7 +108,7 @@ pub struct Record {
     /// The pre-signed upload form while it is needed (`FormIssued`, `Uploading`, `Uploaded`); `None`
     /// otherwise. A form given with a final state is not written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub form: Option<serde_json::Value>,
+    pub form: Option<Form>,
     /// The source file as it was when it was hashed or uploaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceStamp>,
@@ -68,8 +121,8 @@ impl Record {
     }
 
     /// The same record carrying `form`.
-    pub fn with_form(self, form: serde_json::Value) -> Self {
-        Record { form: Some(form), ..self }
+    pub fn with_form(self, form: impl Into<Form>) -> Self {
+        Record { form: Some(form.into()), ..self }
     }
 
     /// The same record carrying `source`.
@@ -102,7 +155,7 @@ struct Line<'a> {
     id: &'a str,
     state: &'a State,
     #[serde(skip_serializing_if = "Option::is_none")]
-    form: Option<&'a serde_json::Value>,
+    form: Option<&'a Form>,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<SourceStamp>,
 }

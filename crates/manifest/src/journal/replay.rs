@@ -11,7 +11,7 @@ use spinlift_core::State;
 use super::entries::{Entries, Slot};
 use super::error::JournalError;
 use super::fast::registered_line;
-use super::record::{HEADER_TYPE, Record, SourceStamp, VERSION};
+use super::record::{Form, HEADER_TYPE, Record, SourceStamp, VERSION};
 
 /// A journal's content after replay: the last record of each entry, and what replay noticed.
 ///
@@ -83,10 +83,7 @@ impl Replayed {
     pub fn insert(&mut self, record: Record) {
         let id = record.id.clone();
         let record = Record { form: None, ..record };
-        // A record without a form always encodes.
-        if let Ok(slot) = Slot::of(record) {
-            self.entries.upsert(&id, slot);
-        }
+        self.entries.upsert(&id, Slot::of(record));
     }
 
     /// Makes room for `additional` more entries, so that growing does not hold two copies at once.
@@ -128,7 +125,7 @@ struct RawLine {
     fingerprint: Option<String>,
     id: Option<String>,
     state: Option<State>,
-    form: Option<serde_json::Value>,
+    form: Option<Form>,
     source: Option<SourceStamp>,
 }
 
@@ -241,11 +238,7 @@ fn replay_from(mut reader: impl BufRead, path: &Path) -> Result<Replayed, Journa
                 record.drop_final_form();
                 out.records_read += 1;
                 let id = std::mem::take(&mut record.id);
-                match Slot::of(record) {
-                    Ok(slot) => out.entries.upsert(&id, slot),
-                    // Cannot happen: a form read from JSON encodes again.
-                    Err(e) => unreadable = Some((line_no, describe(&e))),
-                }
+                out.entries.upsert(&id, Slot::of(record));
             }
             Err(message) if !seen_header => {
                 return Err(corrupt(line_no, format!("{NOT_A_JOURNAL}: {message}")));

@@ -29,8 +29,10 @@ fn scratch() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-fn form(asset_id: &str) -> serde_json::Value {
-    json!({"url": "https://bucket.example/", "fields": {"key": asset_id, "policy": "cG9saWN5", "x-amz-signature": "c2ln"}})
+fn form(asset_id: &str) -> Form {
+    Form::from(
+        json!({"url": "https://bucket.example/", "fields": {"key": asset_id, "policy": "cG9saWN5", "x-amz-signature": "c2ln"}}),
+    )
 }
 
 fn form_issued(asset_id: &str) -> State {

@@ -29,7 +29,7 @@ fn any_record() -> impl Strategy<Value = Record> {
     (id, any_state(), proptest::option::of("[ -~]{0,20}"), any::<bool>()).prop_map(
         |(id, state, form, stamped)| {
             let mut record = Record::new(id, state);
-            record.form = form.map(|f| json!({"fields": {"policy": f}}));
+            record.form = form.map(|f| Form::from(json!({"fields": {"policy": f}})));
             record.source = stamped.then(stamp);
             record
         },
