@@ -110,7 +110,8 @@ async fn progress_events_account_for_every_entry_and_every_byte() {
 async fn a_cancelled_run_says_so_and_the_next_run_finishes_without_duplicates() {
     let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let set = sample(dir.path(), 80);
+    // 200 files: well beyond the 72 entries a run keeps going with 4 slots and a journal.
+    let set = sample(dir.path(), 200);
     let build = || engine(&emulator).concurrency(4).build().unwrap();
 
     let mut run = build().spawn(Manifest::load(&set.manifest).unwrap());
@@ -122,13 +123,13 @@ async fn a_cancelled_run_says_so_and_the_next_run_finishes_without_duplicates() 
     let first = run.report().await.unwrap();
     assert_eq!(first.stopped, Some(StopReason::Cancelled));
     assert!(
-        first.registered() < 80,
+        first.registered() < 200,
         "cancelled after the first entry, yet all {} registered",
         first.registered()
     );
 
     let second = build().spawn(Manifest::load(&set.manifest).unwrap()).report().await.unwrap();
-    assert_eq!((second.registered(), second.stopped), (80, None));
+    assert_eq!((second.registered(), second.stopped), (200, None));
     assert_each_file_registered_once(&emulator, &set);
 }
 
@@ -157,11 +158,14 @@ impl Sink for FillsUp {
 async fn a_full_disk_stops_the_run_and_what_was_recorded_stays_valid() {
     let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let set = sample(dir.path(), 60);
+    // An entry uploads only once its form's record is on the disk, and a run keeps at most 72
+    // entries going with 4 slots (8 at work, 64 spares): two groups of records can let at most 144
+    // of the 200 files upload, whatever the timing. The third group fills the disk.
+    let set = sample(dir.path(), 200);
     let manifest = Manifest::load(&set.manifest).unwrap();
     let engine = engine(&emulator).concurrency(4).build().unwrap();
 
-    let appends_left = Arc::new(AtomicUsize::new(12));
+    let appends_left = Arc::new(AtomicUsize::new(2));
     let mut options = RunOptions::default();
     let left = appends_left.clone();
     options.journal_sink =
@@ -174,7 +178,7 @@ async fn a_full_disk_stops_the_run_and_what_was_recorded_stays_valid() {
         Some(StopReason::Journal(message)) => assert!(message.contains(".checkpoint"), "{message}"),
         other => panic!("expected a stop for the journal, got {other:?}"),
     }
-    assert!(first.registered() < 60);
+    assert!(first.registered() <= 144, "{} registered", first.registered());
     // Nothing reported registered is unknown to FileSpin.
     let registered: Vec<String> = emulator.registrations().into_iter().map(|r| r.asset_id).collect();
     for entry in first.entries().filter(|e| e.is_registered()) {
@@ -187,7 +191,7 @@ async fn a_full_disk_stops_the_run_and_what_was_recorded_stays_valid() {
         .run(&manifest, &RunOptions::default(), std::sync::Arc::new(spinlift::Silent), Default::default())
         .await
         .unwrap();
-    assert_eq!((second.registered(), second.stopped), (60, None));
+    assert_eq!((second.registered(), second.stopped), (200, None));
     assert_each_file_registered_once(&emulator, &set);
 }
 
