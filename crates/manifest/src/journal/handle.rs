@@ -241,7 +241,7 @@ impl Journal {
     /// A compaction that fails leaves the journal as it was, complete; the error says why.
     pub async fn close(self) -> Result<(), JournalError> {
         let (ack, done) = oneshot::channel();
-        self.shared.queue.push(Command::Close { ack }, Urgency::Now).map_err(|_| self.shared.gone())?;
+        self.shared.queue.push(&[], Command::Close { ack }, Urgency::Now).map_err(|_| self.shared.gone())?;
         // Nothing comes after a close for a group to wait for.
         self.shared.queue.hurry();
         done.await.unwrap_or_else(|_| Err(self.shared.gone()))
@@ -251,9 +251,21 @@ impl Journal {
         if self.shared.stopped.get().is_some() {
             return Err(self.shared.gone());
         }
-        let mut line = Vec::with_capacity(128 + record.id.len());
-        encode_record(record, &mut line).map_err(JournalError::Encode)?;
-        let command = Command::Append { line, id: id_hash(&record.id), ack };
-        self.shared.queue.push(command, urgency).map_err(|_| self.shared.gone())
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            encode_record(record, line).map_err(JournalError::Encode)?;
+            let command = Command::Append { end: 0, id: id_hash(&record.id), ack };
+            let queued = self.shared.queue.push(line, command, urgency).map_err(|_| self.shared.gone());
+            // A rare long line (a form with large fields) does not stay with the thread.
+            if line.capacity() > 64 * 1024 {
+                *line = Vec::new();
+            }
+            queued
+        })
     }
+}
+
+thread_local! {
+    /// Where a record is encoded before it joins the queue: one buffer per thread, reused.
+    static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
