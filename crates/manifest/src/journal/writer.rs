@@ -308,9 +308,10 @@ impl Room {
             return Ok(());
         }
         let len = needed.next_multiple_of(ROOM);
-        // A page at a time: the kernel sizes the page cache's folios by the write that creates them,
-        // and a group's fsync writes every folio it touched whole. Blank lines written 256 KiB at
-        // once made each fsync write 256 KiB, whatever the group's size.
+        // A page at a time. Written 256 KiB at once, the blank lines made a 10,000-file run write
+        // 89.5 MB for its 17 MB journal, a page at a time 33 MB (`/proc/<pid>/io`, Linux 6.18, ext4):
+        // as we read it, the page cache keeps them in folios as large as the write that made them,
+        // and each group's fsync writes back every folio it touched whole.
         let blank = [b'\n'; BLANK_WRITE];
         while self.len < len {
             let n = usize::try_from(len - self.len).unwrap_or(usize::MAX).min(BLANK_WRITE);

@@ -218,3 +218,30 @@ async fn an_open_journal_ends_in_blank_lines_that_replay_skips_and_a_closed_one_
     }
     assert!(text.ends_with("}\n") && text.contains(r#""id":"late""#));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_longer_than_a_batch_is_written_in_several_groups_with_every_line_whole() {
+    let (_dir, path) = scratch();
+    let options = JournalOptions { max_batch: 3, ..JournalOptions::default() };
+    let (journal, _, appends) = counting(&path, options).await;
+    // Lines of different lengths, so that a batch cut in the wrong place would tear one.
+    let records: Vec<Record> = (0..10).flat_map(|i| life_of(&format!("entry-{}", "x".repeat(i)))).collect();
+    let (last, queued) = records.split_last().unwrap();
+    for record in queued {
+        journal.append_nowait(record.clone()).unwrap();
+    }
+    journal.append(last.clone()).await.unwrap();
+    let groups = appends.load(Ordering::Relaxed);
+    assert!(
+        groups >= records.len().div_ceil(3) as u64,
+        "{} records in {groups} writes of at most 3",
+        records.len()
+    );
+
+    // Read while open: closing would compact the file to one record per entry.
+    let replayed = replay_ok(&path);
+    assert!(replayed.warnings.is_empty(), "{:?}", replayed.warnings);
+    assert_eq!(replayed.records_read, records.len() as u64);
+    assert_eq!(entries_of(&replayed), last_per_id(&records));
+    journal.close().await.unwrap();
+}
