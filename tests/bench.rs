@@ -40,6 +40,10 @@ fn a_small_workload_is_uploaded_by_each_client_and_compared_in_the_same_run() {
     let raw_rate = workload["clients"][0]["files_per_s"].as_f64().unwrap();
     let ratio = workload["ratio_to_raw"].as_f64().unwrap();
     assert!((ratio - spinlift_rate / raw_rate).abs() < 1e-9, "the ratio is of the same run's figures");
+    // One round: its own figures are the result.
+    assert_eq!(workload["ratio_to_raw_rounds"], serde_json::json!([ratio]));
+    let cost = workload["journal_cost_percent"].as_f64().unwrap();
+    assert_eq!(workload["journal_cost_percent_rounds"], serde_json::json!([cost]));
 
     let table = String::from_utf8(output.stdout).unwrap();
     assert!(table.contains("spinlift ÷ raw:"), "{table}");
@@ -50,6 +54,30 @@ fn a_small_workload_is_uploaded_by_each_client_and_compared_in_the_same_run() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&again.stderr).contains("generating"));
+}
+
+#[test]
+fn several_rounds_report_the_median_and_each_round_so_noise_can_be_told_from_a_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, results) =
+        bench(&["small", "--count", "20", "--concurrency", "4", "--repeat", "3"], dir.path());
+
+    let workload = &results["workloads"][0];
+    let values = |key: &str| -> Vec<f64> {
+        workload[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[1]
+    };
+    let ratios = values("ratio_to_raw_rounds");
+    let costs = values("journal_cost_percent_rounds");
+    assert_eq!((ratios.len(), costs.len()), (3, 3), "{workload}");
+    assert_eq!(workload["ratio_to_raw"].as_f64().unwrap(), median(ratios.clone()));
+    assert_eq!(workload["journal_cost_percent"].as_f64().unwrap(), median(costs));
+    let table = String::from_utf8(output.stdout).unwrap();
+    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(table.contains(&format!("(rounds {low:.2}× …")), "{table}");
 }
 
 #[test]

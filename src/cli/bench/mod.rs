@@ -203,6 +203,12 @@ struct WorkloadResult {
     /// How much longer spinlift took with its journal than without, in percent (not for `remote`).
     #[serde(skip_serializing_if = "Option::is_none")]
     journal_cost_percent: Option<f64>,
+    /// Each round's `ratio_to_raw`, in the order the rounds ran: how far the machine's noise moves the
+    /// figure (a difference within their spread is not one the run can tell).
+    ratio_to_raw_rounds: Vec<f64>,
+    /// Each round's `journal_cost_percent`, in the order the rounds ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    journal_cost_percent_rounds: Option<Vec<f64>>,
     /// `remote`: spinlift's throughput reading the set from the S3 source ÷ reading it from local disk.
     #[serde(skip_serializing_if = "Option::is_none")]
     ratio_remote_to_local: Option<f64>,
@@ -322,17 +328,19 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             per_s / o.elapsed_s.max(1e-9)
         };
         // Each round's passes ran back to back: their ratio is the figure least moved by the machine's
-        // drift between rounds. The median of the rounds' ratios is reported.
-        let paired = |a: usize, b: usize, f: &dyn Fn(&Outcome, &Outcome) -> f64| {
-            median(passes[a].iter().zip(&passes[b]).map(|(x, y)| f(x, y)).collect())
+        // drift between rounds. The median of the rounds' ratios is reported, and each round's.
+        let rounds = |a: usize, b: usize, f: &dyn Fn(&Outcome, &Outcome) -> f64| -> Vec<f64> {
+            passes[a].iter().zip(&passes[b]).map(|(x, y)| f(x, y)).collect()
         };
-        let ratio = |a: usize, b: usize| paired(a, b, &|x, y| throughput(x) / throughput(y).max(1e-9));
+        let ratio = |a: usize, b: usize| rounds(a, b, &|x, y| throughput(x) / throughput(y).max(1e-9));
         let is_remote = workload == Workload::Remote;
-        let ratio_to_raw = ratio(1, 0);
-        let ratio_to_raw_no_journal = (!is_remote).then(|| ratio(2, 0));
-        let journal_cost_percent =
-            (!is_remote).then(|| paired(1, 2, &|x, y| (x.elapsed_s / y.elapsed_s.max(1e-9) - 1.0) * 100.0));
-        let ratio_remote_to_local = is_remote.then(|| ratio(2, 1));
+        let ratio_to_raw_rounds = ratio(1, 0);
+        let ratio_to_raw = median(ratio_to_raw_rounds.clone());
+        let ratio_to_raw_no_journal = (!is_remote).then(|| median(ratio(2, 0)));
+        let journal_cost_percent_rounds =
+            (!is_remote).then(|| rounds(1, 2, &|x, y| (x.elapsed_s / y.elapsed_s.max(1e-9) - 1.0) * 100.0));
+        let journal_cost_percent = journal_cost_percent_rounds.clone().map(median);
+        let ratio_remote_to_local = is_remote.then(|| median(ratio(2, 1)));
         let ratio_to_md5 =
             median(passes[1].iter().map(|o| o.bytes as f64 / 1e6 / o.elapsed_s.max(1e-9)).collect())
                 / md5_mb_s.max(1e-9);
@@ -351,6 +359,8 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             ratio_to_raw,
             ratio_to_raw_no_journal,
             journal_cost_percent,
+            ratio_to_raw_rounds,
+            journal_cost_percent_rounds,
             ratio_remote_to_local,
             ratio_to_md5,
             clients: figures,
@@ -362,6 +372,16 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// ` (rounds LOW … HIGH)` for more than one round, each shown by `show`; nothing for one.
+fn spread(rounds: &[f64], show: impl Fn(f64) -> String) -> String {
+    if rounds.len() < 2 {
+        return String::new();
+    }
+    let low = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = rounds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!(" (rounds {} … {})", show(low), show(high))
 }
 
 /// The median of `values` (the mean of the middle two for an even count); 0 for none.
@@ -736,8 +756,14 @@ fn print_table(results: &Results) {
         let unit = if w.bytes / w.files.max(1) as u64 <= 256 * KIB { "files/s" } else { "MB/s" };
         match (w.ratio_to_raw_no_journal, w.journal_cost_percent, w.ratio_remote_to_local) {
             (Some(no_journal), Some(cost), _) => println!(
-                "{:<8} spinlift ÷ raw: {:.2}× ({unit}); without journal {no_journal:.2}×; journal cost {cost:+.1} %; ÷ MD5 speed {:.2}×",
-                "", w.ratio_to_raw, w.ratio_to_md5
+                "{:<8} spinlift ÷ raw: {:.2}× ({unit}){}; without journal {no_journal:.2}×; journal cost {cost:+.1} %{}; ÷ MD5 speed {:.2}×",
+                "",
+                w.ratio_to_raw,
+                spread(&w.ratio_to_raw_rounds, |r| format!("{r:.2}×")),
+                spread(w.journal_cost_percent_rounds.as_deref().unwrap_or_default(), |c| format!(
+                    "{c:+.1} %"
+                )),
+                w.ratio_to_md5
             ),
             (_, _, Some(remote)) => println!(
                 "{:<8} spinlift ÷ raw: {:.2}× ({unit}); from the S3 source ÷ from local disk: {remote:.2}×",
