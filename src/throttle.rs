@@ -173,6 +173,41 @@ mod tests {
         assert!(tokio::time::timeout(second, t.slot()).await.is_ok());
     }
 
+    /// The limit cut while every slot is taken, and raised again before any comes back: the slots owed
+    /// to the cut are forgiven by the rise, neither kept back nor handed out twice.
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_raised_while_slots_are_owed_ends_with_exactly_the_new_limit() {
+        let t = Throttle::new(4);
+        let slow = Failure::new(
+            Step::Upload,
+            FailureKind::Status { status: 503, code: Some("SlowDown".into()) },
+            "",
+        );
+        let second = std::time::Duration::from_secs(1);
+        let free = |t: &Throttle| t.permits.available_permits();
+
+        let held: Vec<_> = futures::future::join_all((0..4).map(|_| t.slot())).await;
+        assert_eq!(t.outcome(Some(&slow), UnixMillis(0)), Some(2), "two slots owed, none free");
+        let mut limit = 2;
+        while limit < 3 {
+            limit = t.outcome(None, UnixMillis(60_000)).unwrap_or(limit);
+        }
+        drop(held);
+        // Of the four back, one was still owed: three slots, and a fourth waits.
+        assert_eq!(free(&t), 3);
+        let held: Vec<_> = futures::future::join_all((0..3).map(|_| t.slot())).await;
+        assert!(tokio::time::timeout(second, t.slot()).await.is_err());
+
+        while limit < 4 {
+            limit = t.outcome(None, UnixMillis(120_000)).unwrap_or(limit);
+        }
+        assert_eq!(free(&t), 1, "nothing owed: the rise is a slot at once");
+        drop(held);
+        assert_eq!(free(&t), 4);
+        let _all: Vec<_> = futures::future::join_all((0..4).map(|_| t.slot())).await;
+        assert!(tokio::time::timeout(second, t.slot()).await.is_err(), "never more than the limit");
+    }
+
     #[test]
     fn throttling_cuts_the_limit_and_success_refills() {
         let t = Throttle::new(8);
