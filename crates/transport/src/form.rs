@@ -157,7 +157,7 @@ impl UploadForm {
     ///
     /// serde_json looks at every byte of every string to find the few it must escape. A form is about
     /// 1.3 KB, most of it base64 (the policy), so that took 15 k instructions per file (callgrind, a
-    /// 2,000-file run), about a third of all the journal cost the client. Here each string is checked
+    /// 2,000-file run), about a third of what the journal cost the client. Here each string is checked
     /// in one pass that the compiler vectorizes, and copied as it is when nothing in it needs escaping.
     /// serde_json escapes any other string.
     pub fn to_json(&self) -> String {
