@@ -139,6 +139,11 @@ mod tests {
     use super::*;
     use spinlift_core::{FailureKind, Step};
 
+    /// S3's answer to a client going too fast.
+    fn slow_down() -> Failure {
+        Failure::new(Step::Upload, FailureKind::Status { status: 503, code: Some("SlowDown".into()) }, "")
+    }
+
     #[tokio::test(start_paused = true)]
     async fn slots_follow_the_limit() {
         let t = Throttle::new(2);
@@ -153,11 +158,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_cut_limit_holds_back_slots_in_use_until_they_come_back() {
         let t = Throttle::new(4);
-        let slow = Failure::new(
-            Step::Upload,
-            FailureKind::Status { status: 503, code: Some("SlowDown".into()) },
-            "",
-        );
+        let slow = slow_down();
         let held: Vec<_> = futures::future::join_all((0..4).map(|_| t.slot())).await;
         assert_eq!(t.outcome(Some(&slow), UnixMillis(0)), Some(2));
         drop(held);
@@ -178,11 +179,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_limit_raised_while_slots_are_owed_ends_with_exactly_the_new_limit() {
         let t = Throttle::new(4);
-        let slow = Failure::new(
-            Step::Upload,
-            FailureKind::Status { status: 503, code: Some("SlowDown".into()) },
-            "",
-        );
+        let slow = slow_down();
         let second = std::time::Duration::from_secs(1);
         let free = |t: &Throttle| t.permits.available_permits();
 
@@ -212,11 +209,7 @@ mod tests {
     fn throttling_cuts_the_limit_and_success_refills() {
         let t = Throttle::new(8);
         let now = UnixMillis(0);
-        let slow = Failure::new(
-            Step::Upload,
-            FailureKind::Status { status: 503, code: Some("SlowDown".into()) },
-            "",
-        );
+        let slow = slow_down();
         assert_eq!(t.outcome(Some(&slow), now), Some(4));
         let other = Failure::new(Step::Upload, FailureKind::Network, "");
         assert_eq!(t.outcome(Some(&other), now.plus_secs(5)), None);
