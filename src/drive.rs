@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
 use spinlift_core::{Action, Asset, Event, Failure, FailureKind, Goal, LookedUp, State, Step};
@@ -14,9 +15,10 @@ use spinlift_transport::{
     DataUpdate, RegisterOutcome, RegisterRequest, SourceBody, UpdateMode, UpdateOutcome, UploadForm,
     UploadReceipt,
 };
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
+use crate::ahead::{Ahead, Answer, FormsAhead};
 use crate::checkpoint::{must_be_durable, record, resume};
 use crate::clock::now;
 use crate::engine::Engine;
@@ -51,6 +53,8 @@ pub(crate) struct Run {
     pub(crate) in_flight: AtomicUsize,
     /// The journal was written for files elsewhere: registered entries are checked against their files.
     pub(crate) verify_registered: bool,
+    /// Forms requested ahead of the entries (with a journal, see [`crate::ahead`]).
+    pub(crate) ahead: Option<Arc<FormsAhead>>,
 }
 
 /// The longest a registration's record waits for other records to share its fsync. Only the count
@@ -178,8 +182,9 @@ impl Run {
         })
     }
 
-    /// Takes one entry as far as it goes in this run, from what the journal recorded for it.
-    pub(crate) async fn drive(&self, entry: Entry<'_>, mut recorded: Option<Record>) -> Driven {
+    /// Takes one entry (the manifest's `index`th) as far as it goes in this run, from what the journal
+    /// recorded for it.
+    pub(crate) async fn drive(&self, index: usize, entry: Entry<'_>, mut recorded: Option<Record>) -> Driven {
         let engine = &self.engine;
         if self.verify_registered
             && let Some(r) = &recorded
@@ -216,6 +221,10 @@ impl Run {
         // A local file, opened and its first chunk read while the form's record went to the disk.
         let mut prepared: Option<Result<Opened, SourceError>> = None;
         let mut registered = None;
+        // A fresh entry's first form may have been requested ahead (see `crate::ahead`).
+        let mut may_be_ahead = recorded.is_none() && self.ahead.is_some();
+        // The record of a form requested ahead, made by the request: not made again.
+        let mut recorded_ahead: Option<Option<Durable>> = None;
         loop {
             // Only for the upload that comes right after: anything else in between, and it is stale.
             let ready = prepared.take();
@@ -247,24 +256,33 @@ impl Run {
                         _ = self.stop.cancelled() => break,
                     }
                 }
-                Action::RequestForm => match &source {
+                Action::RequestForm => match (&source, self.ahead(index, &mut may_be_ahead).await) {
                     // A remote source that was busy: read again after the backoff.
-                    Err(failure) if !fresh && failure.step == Step::ReadSource => {
+                    (Err(failure), _) if !fresh && failure.step == Step::ReadSource => {
                         source = check_source(&self.manifest, &engine.sources, entry).await;
                         fresh = true;
                         continue;
                     }
-                    Err(failure) if busy(failure) => {
+                    (Err(failure), _) if busy(failure) => {
                         fresh = false;
                         Event::Failed(failure.clone())
                     }
                     // Checked before FileSpin is asked for an asset id it would never see used.
-                    Err(failure) => {
+                    (Err(failure), _) => {
                         asset.fail_source(failure.step, failure.message.clone());
                         self.checkpoint(entry, &asset, None, None).await;
                         continue;
                     }
-                    Ok(_) => {
+                    // Requested ahead: the same event as the entry's own request would give.
+                    (Ok(_), Some(Ok(Ahead { form: f, durable, .. }))) => {
+                        recorded_ahead = Some(durable);
+                        let event =
+                            Event::FormIssued { asset_id: f.asset_id.clone(), expires_at: f.expires_at };
+                        form = Some(f);
+                        event
+                    }
+                    (Ok(_), Some(Err(failure))) => Event::Failed(failure),
+                    (Ok(_), None) => {
                         let Some(slot) = self.slot().await else { break };
                         let result = engine.client.request_form(entry.filename()).await;
                         drop(slot);
@@ -432,7 +450,10 @@ impl Run {
             }
             if asset.state() != &before {
                 let stamp = source.as_ref().ok().map(|s| s.stamp);
-                let durable = self.record(entry, &asset, form.as_ref(), stamp);
+                let mut durable = match recorded_ahead.take() {
+                    Some(durable) => durable,
+                    None => self.record(entry, &asset, form.as_ref(), stamp),
+                };
                 match (asset.state(), &source) {
                     // Nothing is left to do but count it: the next entry need not wait for the disk.
                     (state, _) if state.is_done(goal) && state.registered().is_some() => registered = durable,
@@ -440,6 +461,19 @@ impl Run {
                     // can be opened and read meanwhile. (Not a remote object: its GET would be held
                     // open while the upload waits for its slot.)
                     // Waiting for the disk, the entry is not at work: a spare takes its place.
+                    // A form requested ahead is usually on the disk by now: the entry stays at work.
+                    (State::FormIssued { .. }, source)
+                        if let Some(written) = durable.as_mut().and_then(|d| d.now_or_never()) =>
+                    {
+                        if let Err(e) = written {
+                            self.stop_with(StopReason::Journal(e.to_string()));
+                        }
+                        if let Ok(src) = source
+                            && !src.url.is_remote()
+                        {
+                            prepared = Some(engine.sources.open(&src.url, &src.meta).await);
+                        }
+                    }
                     (State::FormIssued { .. }, source) if durable.is_some() => {
                         at_work.leave();
                         match source {
@@ -561,6 +595,43 @@ impl Run {
             }
             Err(e) => Event::Failed(e.to_failure()),
         }
+    }
+
+    /// The answer of a form requested ahead for the entry, asked once (`may_be` is cleared).
+    async fn ahead(&self, index: usize, may_be: &mut bool) -> Option<Answer> {
+        if !std::mem::take(may_be) {
+            return None;
+        }
+        self.ahead.as_ref()?.take(index).await
+    }
+
+    /// Requests `entry`'s form ahead of it and records it (see [`crate::ahead`]). `None` when the
+    /// entry should request its own: its file cannot be looked at, or the run stopped.
+    pub(crate) async fn form_ahead(
+        &self,
+        entry: Entry<'_>,
+        lead: OwnedSemaphorePermit,
+        ahead: &FormsAhead,
+    ) -> Option<Answer> {
+        let src = check_source(&self.manifest, &self.engine.sources, entry).await.ok()?;
+        let slot = self.slot().await?;
+        // Another request ahead failed while this one waited for its slot: its entry asks itself.
+        if ahead.stopped() {
+            return None;
+        }
+        let result = self.engine.client.request_form(entry.filename()).await;
+        drop(slot);
+        Some(match result {
+            Ok(form) => {
+                let mut asset = Asset::new(self.engine.config.limits);
+                let issued =
+                    Event::FormIssued { asset_id: form.asset_id.clone(), expires_at: form.expires_at };
+                asset.apply(issued, now()).ok()?;
+                let durable = self.record(entry, &asset, Some(&form), Some(src.stamp));
+                Ok(Ahead::new(form, durable, lead))
+            }
+            Err(e) => Err(e.to_failure()),
+        })
     }
 
     /// Records the entry's state; waits for the disk where a crash would otherwise cost an asset.

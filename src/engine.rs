@@ -17,6 +17,7 @@ use spinlift_transport::{ClientConfig, FileSpinClient, Secret};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
+use crate::ahead::FormsAhead;
 use crate::backoff::BackoffConfig;
 use crate::checkpoint::{Checkpoint, fingerprint, reconcile};
 use crate::drive::{Driven, Run};
@@ -379,7 +380,9 @@ impl Engine {
         // The run keeps each entry's latest state in the replayed journal's compact form: the report is
         // built from it, so no entry is held twice.
         replayed.reserve(manifest.entries.len().saturating_sub(replayed.len()));
-        let states = Mutex::new(replayed);
+        let states = Arc::new(Mutex::new(replayed));
+        // With a journal, fresh entries' forms are requested ahead (`crate::ahead`).
+        let ahead = (journal.is_some() && !options.registered_only).then(|| Arc::new(FormsAhead::new()));
 
         let run = Arc::new(Run {
             engine: self.clone(),
@@ -397,6 +400,7 @@ impl Engine {
             rng: Mutex::new(StdRng::from_os_rng()),
             in_flight: Default::default(),
             verify_registered,
+            ahead: ahead.clone(),
         });
         let mut unfinished = HashMap::new();
         let mut counts = Counts::default();
@@ -405,6 +409,16 @@ impl Engine {
         // Every entry's task, so that none outlives the run: a stop past its grace aborts them, and the
         // journal closes once they are gone.
         let tasks = TaskTracker::new();
+        // Ends the requests ahead once every entry is through (those sent finish and are recorded).
+        let ahead_done = CancellationToken::new();
+        let mut prefetch = ahead.as_ref().map(|ahead| {
+            AbortOnDropHandle::new(tasks.spawn(crate::ahead::prefetch(
+                run.clone(),
+                ahead.clone(),
+                states.clone(),
+                ahead_done.clone(),
+            )))
+        });
         {
             let states = &states;
             let mut outcomes = futures::stream::iter(0..manifest.entries.len())
@@ -425,7 +439,7 @@ impl Engine {
                     let run = run.clone();
                     let task = AbortOnDropHandle::new(tasks.spawn(async move {
                         let entry = run.manifest.entries.at(i);
-                        run.drive(entry, recorded).await
+                        run.drive(i, entry, recorded).await
                     }));
                     Either::Right(async move {
                         match task.await {
@@ -478,6 +492,8 @@ impl Engine {
                     Some((i, driven, ())) = settling.next(), if !settling.is_empty() => finished(i, driven),
                     _ = &mut grace_over => {
                         tracing::warn!("requests still in flight after the grace period: dropped");
+                        // Forms being requested ahead are dropped with the entries' requests.
+                        drop(prefetch.take());
                         break;
                     }
                 }
@@ -485,6 +501,7 @@ impl Engine {
         }
         // After a stop past its grace the aborted tasks may still be in their last poll: the journal
         // closes once none can append to it.
+        ahead_done.cancel();
         tasks.close();
         tasks.wait().await;
         if let Some(journal) = journal
@@ -497,7 +514,7 @@ impl Engine {
             stopped = Some(StopReason::Cancelled);
         }
         notes.append(&mut lock(&run.notes));
-        let states = states.into_inner().unwrap_or_else(|e| e.into_inner());
+        let states = std::mem::take(&mut *lock(&states));
         // Entries the run never reached (it stopped) are reported as the journal has them.
         for (i, entry) in manifest.entries.iter().enumerate() {
             if reached[i / 64] & (1 << (i % 64)) == 0 {

@@ -49,6 +49,7 @@
 //! [`CancellationToken`] to stop it. The command-line tool `spinlift` is built on this API.
 #![warn(missing_docs)]
 
+mod ahead;
 mod backoff;
 mod checkpoint;
 mod clock;

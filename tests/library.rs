@@ -131,6 +131,9 @@ async fn a_cancelled_run_says_so_and_the_next_run_finishes_without_duplicates() 
     let second = build().spawn(Manifest::load(&set.manifest).unwrap()).report().await.unwrap();
     assert_eq!((second.registered(), second.stopped), (200, None));
     assert_each_file_registered_once(&emulator, &set);
+    // Forms requested ahead of entries the cancelled run never reached were recorded, and the next run
+    // used them: FileSpin issued one asset id per file.
+    assert_eq!(emulator.stats().issued, 200, "{:?}", emulator.stats());
 }
 
 /// The journal file until `appends` groups of records were written; then half a group, and the disk
@@ -158,14 +161,13 @@ impl Sink for FillsUp {
 async fn a_full_disk_stops_the_run_and_what_was_recorded_stays_valid() {
     let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // An entry uploads only once its form's record is on the disk, and a run keeps at most 72
-    // entries going with 4 slots (8 at work, 64 spares): two groups of records can let at most 144
-    // of the 200 files upload, whatever the timing. The third group fills the disk.
+    // Eight groups of records are written, the ninth fills the disk. Past the first groups (forms
+    // only, some requested ahead of their entries) records come only as files are uploaded.
     let set = sample(dir.path(), 200);
     let manifest = Manifest::load(&set.manifest).unwrap();
     let engine = engine(&emulator).concurrency(4).build().unwrap();
 
-    let appends_left = Arc::new(AtomicUsize::new(2));
+    let appends_left = Arc::new(AtomicUsize::new(8));
     let mut options = RunOptions::default();
     let left = appends_left.clone();
     options.journal_sink =
@@ -178,20 +180,73 @@ async fn a_full_disk_stops_the_run_and_what_was_recorded_stays_valid() {
         Some(StopReason::Journal(message)) => assert!(message.contains(".checkpoint"), "{message}"),
         other => panic!("expected a stop for the journal, got {other:?}"),
     }
-    assert!(first.registered() <= 144, "{} registered", first.registered());
     // Nothing reported registered is unknown to FileSpin.
     let registered: Vec<String> = emulator.registrations().into_iter().map(|r| r.asset_id).collect();
     for entry in first.entries().filter(|e| e.is_registered()) {
         assert!(registered.contains(entry.asset_id.as_ref().unwrap()), "{entry:?}");
     }
-    // The journal replays (its torn tail dropped) and the next run finishes the batch.
+    // The journal replays (its torn tail dropped), and it knows every asset whose file reached S3: an
+    // upload starts only once its form's record is on the disk.
     let checkpoint = Checkpoint::default().path_for(&set.manifest).unwrap();
-    assert!(spinlift_manifest::journal::replay(&checkpoint).unwrap().is_some());
+    let replayed = spinlift_manifest::journal::replay(&checkpoint).unwrap().expect("a journal");
+    let known: std::collections::HashSet<String> =
+        replayed.records().filter_map(|r| r.state.asset_id().map(str::to_owned)).collect();
+    let stored: Vec<_> =
+        emulator.issued().into_iter().filter(|f| emulator.object_path(&f.key).exists()).collect();
+    assert!(!stored.is_empty(), "no file was uploaded before the disk filled up: {:?}", emulator.stats());
+    for form in &stored {
+        assert!(known.contains(&form.asset_id), "{} reached S3 unrecorded", form.asset_id);
+    }
+    // The next run finishes the batch.
     let second = engine
         .run(&manifest, &RunOptions::default(), std::sync::Arc::new(spinlift::Silent), Default::default())
         .await
         .unwrap();
     assert_eq!((second.registered(), second.stopped), (200, None));
+    assert_each_file_registered_once(&emulator, &set);
+}
+
+/// A disk whose every fsync fails: nothing written ever becomes durable.
+struct NeverDurable(std::fs::File);
+
+impl Sink for NeverDurable {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.append(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Err(io::Error::other("fsync failed (injected)"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_file_is_uploaded_before_its_forms_record_is_on_the_disk() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let set = sample(dir.path(), 300);
+    let manifest = Manifest::load(&set.manifest).unwrap();
+    // Slots to spare: an upload that did not wait for its record would find one at once.
+    let engine = engine(&emulator).concurrency(64).build().unwrap();
+    let mut options = RunOptions::default();
+    options.journal_sink = Some(Arc::new(|file| Box::new(NeverDurable(file)) as Box<dyn Sink>));
+
+    let first =
+        engine.run(&manifest, &options, Arc::new(spinlift::Silent), Default::default()).await.unwrap();
+
+    match &first.stopped {
+        Some(StopReason::Journal(message)) => assert!(message.contains("fsync failed"), "{message}"),
+        other => panic!("expected a stop for the journal, got {other:?}"),
+    }
+    // Forms were asked for (some ahead of their entries), but none was used: a crash could have lost
+    // its record, and the next run would upload the file as a second asset.
+    let stats = emulator.stats();
+    assert!(stats.issued > 0, "{stats:?}");
+    assert_eq!(stats.s3_requests, 0, "uploads without a durable record: {stats:?}");
+    let second = engine
+        .run(&manifest, &RunOptions::default(), Arc::new(spinlift::Silent), Default::default())
+        .await
+        .unwrap();
+    assert_eq!((second.registered(), second.stopped), (300, None));
     assert_each_file_registered_once(&emulator, &set);
 }
 

@@ -1,0 +1,272 @@
+//! Forms requested ahead of the entries that use them, so that their records are on the disk by the
+//! time the entries upload.
+//!
+//! With a journal, an upload may not start before its form's record is durable (a crash after it
+//! must not lead to a second asset), and records reach the disk in groups, one fsync each. When each
+//! entry requested its own form and then waited for the group, the entries of a group came back
+//! together and queued for the request slots as a block: for a while the run sent only uploads and
+//! registrations, then only form requests, and so on. Sampled every 250 µs (a temporary probe, not
+//! kept), the emulator had at most 2 requests in hand 15–20 % of the time with the journal against
+//! 5 % without, and the cores sat idle 0.4–0.7 s more per 10,000 small files: most of what the journal
+//! cost.
+//!
+//! Here one task of the run ([`prefetch`]) requests the forms of fresh entries (no record yet, a local
+//! file) in manifest order, at most [`LEAD`] ahead of the entries that take them, each recorded as soon
+//! as it comes. An entry takes its form when it would have requested one ([`FormsAhead::take`]); its
+//! record went to the disk meanwhile. Each form taken makes room for the next, so form requests go out
+//! one for one with the entries that start, mixed with the uploads and registrations as without a
+//! journal.
+//!
+//! Only the way a form is requested changes: the entry turns the answer into the same event (form
+//! issued, or the failure) its own request would have given, and goes on through core's state machine
+//! as before. The first failure stops requesting ahead for the rest of the run: retries, backoffs and a
+//! batch stop stay with the entries' own path.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use spinlift_core::Failure;
+use spinlift_manifest::journal::Replayed;
+use spinlift_transport::UploadForm;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::drive::{Durable, Run};
+
+/// How many forms may be requested ahead of the entries that take them: enough for the entries
+/// starting while one group of records waits for company and its fsync (10,000 × 4 KiB: about 1,700
+/// files/s, a group every 10 ms), with room for the bursts of a group's acknowledgements.
+pub(crate) const LEAD: usize = 64;
+
+/// What the entry gets instead of making its own form request.
+pub(crate) type Answer = Result<Ahead, Failure>;
+
+/// A form requested ahead, and its record on its way to the disk.
+pub(crate) struct Ahead {
+    pub(crate) form: UploadForm,
+    /// The form's record; `None` without a journal.
+    pub(crate) durable: Option<Durable>,
+    /// Its place among the forms ahead: freed when the entry takes the form.
+    _lead: OwnedSemaphorePermit,
+}
+
+/// The forms ahead of a run, shared by the entries and [`prefetch`].
+pub(crate) struct FormsAhead {
+    window: Mutex<Window>,
+    lead: Arc<Semaphore>,
+}
+
+#[derive(Default)]
+struct Window {
+    /// The entries before this one were claimed by the prefetch or passed over.
+    next: usize,
+    /// Entries whose form is being requested ahead (or is there): the answer.
+    claimed: HashMap<usize, oneshot::Receiver<Answer>>,
+    /// Entries at or after `next` that asked for their form first: they request it themselves.
+    started: BTreeSet<usize>,
+    /// Requesting ahead stopped (a failure): later entries request their own forms.
+    over: bool,
+}
+
+impl FormsAhead {
+    pub(crate) fn new() -> FormsAhead {
+        FormsAhead { window: Mutex::default(), lead: Arc::new(Semaphore::new(LEAD)) }
+    }
+
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The form requested ahead for entry `index`, waiting for it if the request is still under way;
+    /// `None` when none was (the entry requests its own). Asked once per entry, before its first form
+    /// request.
+    pub(crate) async fn take(&self, index: usize) -> Option<Answer> {
+        let answer = {
+            let mut window = self.window();
+            if index >= window.next {
+                if !window.over {
+                    // The prefetch passes it over when it gets there.
+                    window.started.insert(index);
+                }
+                return None;
+            }
+            window.claimed.remove(&index)?
+        };
+        // Dropped unanswered: the prefetch stopped (the run did) before the form came.
+        answer.await.ok()
+    }
+
+    /// Claims entry `index` for a request ahead, unless it asked for its form already.
+    fn claim(&self, index: usize) -> Option<oneshot::Sender<Answer>> {
+        let mut window = self.window();
+        if window.over {
+            return None;
+        }
+        window.next = index + 1;
+        let asked = window.started.remove(&index);
+        // Those before it that asked are past: forget them.
+        let later = window.started.split_off(&(index + 1));
+        window.started = later;
+        if asked {
+            return None;
+        }
+        let (sender, receiver) = oneshot::channel();
+        window.claimed.insert(index, receiver);
+        Some(sender)
+    }
+
+    fn stop(&self) {
+        self.window().over = true;
+    }
+
+    /// Requesting ahead stopped: no request may go out any more.
+    pub(crate) fn stopped(&self) -> bool {
+        self.window().over
+    }
+}
+
+/// Requests the forms of the run's fresh entries ahead, until every one is claimed, requesting ahead
+/// stops, or `done` is cancelled (every entry is through). Requests already sent then finish and are
+/// recorded: a form FileSpin issued is not lost to a run that stopped (the next run uses it). Each
+/// request takes a request slot like any other;
+/// at most [`LEAD`] are under way (at the start, before the requests are ahead of the entries; then
+/// one goes out as an entry takes its form). Limited to 8 at a time, the requests fell behind the
+/// entries on 10,000 × 4 KiB files: a quarter of the entries requested their own forms, and a third of
+/// those taken were not on the disk yet.
+pub(crate) async fn prefetch(
+    run: Arc<Run>,
+    ahead: Arc<FormsAhead>,
+    states: Arc<Mutex<Replayed>>,
+    done: CancellationToken,
+) {
+    let entries = &run.manifest.entries;
+    // The first fresh entry at or after `from`: no record (a recorded entry resumes through core's
+    // rules) and a local file (a remote source is read as the upload goes). The states are looked at a
+    // stretch at a time, not under one lock per entry: a resumed batch of finished entries is passed
+    // over while the run answers them from the same states.
+    let next_fresh = |mut from: usize| {
+        while from < entries.len() {
+            let to = (from + 1024).min(entries.len());
+            let states = states.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(i) = (from..to).find(|&i| {
+                let entry = entries.at(i);
+                !entry.is_remote() && !states.contains(entry.id())
+            }) {
+                return Some(i);
+            }
+            from = to;
+        }
+        None
+    };
+    let mut scan = 0;
+    let mut exhausted = false;
+    let mut requests = FuturesUnordered::new();
+    loop {
+        if exhausted && requests.is_empty() {
+            return;
+        }
+        tokio::select! {
+            biased;
+            () = done.cancelled(), if !exhausted => exhausted = true,
+            Some(()) = requests.next(), if !requests.is_empty() => {}
+            permit = ahead.lead.clone().acquire_owned(), if !exhausted => {
+                let Ok(permit) = permit else { return };
+                if run.stop.is_cancelled() || ahead.stopped() {
+                    exhausted = true;
+                    continue;
+                }
+                let Some(index) = next_fresh(scan) else {
+                    exhausted = true;
+                    continue;
+                };
+                scan = index + 1;
+                let Some(answer) = ahead.claim(index) else { continue };
+                let (run, ahead) = (&run, &ahead);
+                requests.push(async move {
+                    match run.form_ahead(entries.at(index), permit, ahead).await {
+                        Some(Ok(got)) => {
+                            let _ = answer.send(Ok(got));
+                        }
+                        Some(Err(failure)) => {
+                            ahead.stop();
+                            let _ = answer.send(Err(failure));
+                        }
+                        // The entry finds nothing and requests its own.
+                        None => {}
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl Ahead {
+    pub(crate) fn new(form: UploadForm, durable: Option<Durable>, lead: OwnedSemaphorePermit) -> Ahead {
+        Ahead { form, durable, _lead: lead }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn permit(ahead: &FormsAhead) -> OwnedSemaphorePermit {
+        ahead.lead.clone().try_acquire_owned().expect("a lead permit")
+    }
+
+    fn form(asset_id: &str) -> UploadForm {
+        let fields = vec![("key".to_owned(), asset_id.to_owned())];
+        UploadForm::new(asset_id, "http://127.0.0.1:9/bucket", fields, spinlift_core::UnixMillis(0))
+    }
+
+    #[tokio::test]
+    async fn an_entry_takes_the_form_requested_ahead_for_it_and_frees_its_place() {
+        let ahead = FormsAhead::new();
+        let answer = ahead.claim(0).expect("entry 0 is claimed");
+        answer.send(Ok(Ahead::new(form("a0"), None, permit(&ahead)))).ok().expect("the entry waits");
+        assert_eq!(ahead.lead.available_permits(), LEAD - 1);
+
+        let Some(Ok(got)) = ahead.take(0).await else { panic!("entry 0 finds its form") };
+        assert_eq!(got.form.asset_id, "a0");
+        drop(got);
+        assert_eq!(ahead.lead.available_permits(), LEAD, "taking the form makes room for the next");
+        assert!(ahead.take(0).await.is_none(), "asked once: a retry requests its own");
+    }
+
+    #[tokio::test]
+    async fn an_entry_that_asks_first_requests_its_own_and_is_passed_over() {
+        let ahead = FormsAhead::new();
+        assert!(ahead.take(3).await.is_none(), "not reached yet: the entry requests its own");
+        assert!(ahead.claim(3).is_none(), "the prefetch does not request it a second time");
+        assert!(ahead.claim(4).is_some());
+        assert!(ahead.window().started.is_empty(), "entries passed are forgotten");
+    }
+
+    #[tokio::test]
+    async fn entries_passed_over_or_unanswered_request_their_own() {
+        let ahead = FormsAhead::new();
+        // Entry 0 was passed over (it has a record), entry 1 claimed, its request given up (the run
+        // stopped, or the file could not be looked at).
+        let answer = ahead.claim(1).expect("claimed");
+        drop(answer);
+        assert!(ahead.take(0).await.is_none());
+        assert!(ahead.take(1).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn after_a_failure_no_entry_is_claimed_and_the_failed_one_hears_why() {
+        let ahead = FormsAhead::new();
+        let answer = ahead.claim(0).expect("claimed");
+        ahead.stop();
+        let failure =
+            Failure::new(spinlift_core::Step::RequestForm, spinlift_core::FailureKind::Network, "401");
+        answer.send(Err(failure)).ok().expect("the entry waits");
+        assert!(ahead.stopped());
+        assert!(ahead.claim(1).is_none(), "no request ahead after a failure");
+        assert!(matches!(ahead.take(0).await, Some(Err(f)) if f.message == "401"));
+        assert!(ahead.take(1).await.is_none());
+        assert!(ahead.window().started.is_empty(), "entries after a stop are not remembered");
+    }
+}
