@@ -27,13 +27,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use spinlift_core::Failure;
+use spinlift_core::{Disposition, Failure};
 use spinlift_manifest::journal::Replayed;
 use spinlift_transport::UploadForm;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::drive::{Durable, Run};
+use crate::report::StopReason;
 
 /// How many forms may be requested ahead of the entries that take them: enough for the entries
 /// starting while one group of records waits for company and its fsync (10,000 × 4 KiB: about 1,700
@@ -191,6 +192,11 @@ pub(crate) async fn prefetch(
                         }
                         Some(Err(failure)) => {
                             ahead.stop();
+                            // A refusal no entry can get past (a revoked key, an account over its
+                            // limit) stops the batch now, not when its entry gets this far.
+                            if spinlift_core::classify(&failure) == Disposition::StopBatch {
+                                run.stop_with(StopReason::Batch(failure.clone()));
+                            }
                             let _ = answer.send(Err(failure));
                         }
                         // The entry finds nothing and requests its own.
