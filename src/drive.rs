@@ -457,10 +457,6 @@ impl Run {
                 match (asset.state(), &source) {
                     // Nothing is left to do but count it: the next entry need not wait for the disk.
                     (state, _) if state.is_done(goal) && state.registered().is_some() => registered = durable,
-                    // The upload may not start before the form's record is durable, but a local file
-                    // can be opened and read meanwhile. (Not a remote object: its GET would be held
-                    // open while the upload waits for its slot.)
-                    // Waiting for the disk, the entry is not at work: a spare takes its place.
                     // A form requested ahead is usually on the disk by now: the entry stays at work.
                     (State::FormIssued { .. }, source)
                         if let Some(written) = durable.as_mut().and_then(|d| d.now_or_never()) =>
@@ -474,6 +470,10 @@ impl Run {
                             prepared = Some(engine.sources.open(&src.url, &src.meta).await);
                         }
                     }
+                    // The upload may not start before the form's record is durable, but a local file
+                    // can be opened and read meanwhile. (Not a remote object: its GET would be held
+                    // open while the upload waits for its slot.)
+                    // Waiting for the disk, the entry is not at work: a spare takes its place.
                     (State::FormIssued { .. }, source) if durable.is_some() => {
                         at_work.leave();
                         match source {
