@@ -250,6 +250,61 @@ async fn no_file_is_uploaded_before_its_forms_record_is_on_the_disk() {
     assert_each_file_registered_once(&emulator, &set);
 }
 
+/// A disk whose first fsync takes until FileSpin has issued `forms` forms (at most a minute), and
+/// notes how many files had reached S3 by then.
+struct SlowFirstSync {
+    file: std::fs::File,
+    emulator: Arc<Emulator>,
+    forms: u64,
+    uploads_meanwhile: Arc<std::sync::Mutex<Option<u64>>>,
+}
+
+impl Sink for SlowFirstSync {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.append(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let mut meanwhile = self.uploads_meanwhile.lock().unwrap();
+        if meanwhile.is_none() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while self.emulator.stats().issued < self.forms && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            *meanwhile = Some(self.emulator.stats().s3_requests);
+        }
+        self.file.sync()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_first_records_wait_for_the_disk_no_file_is_uploaded() {
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::default()).await.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![1_000; 300], seed: 12 }).unwrap();
+    let manifest = Manifest::load(&set.manifest).unwrap();
+    let engine = engine(&emulator).build().unwrap();
+    // 16 slots keep 96 entries going, and forms are requested up to 64 ahead of them: while the first
+    // fsync lasts, FileSpin issues well over 100 forms, and every one of them must wait for it.
+    let uploads_meanwhile = Arc::new(std::sync::Mutex::new(None));
+    let (held, noted) = (emulator.clone(), uploads_meanwhile.clone());
+    let mut options = RunOptions::default();
+    options.journal_sink = Some(Arc::new(move |file| {
+        let sink =
+            SlowFirstSync { file, emulator: held.clone(), forms: 100, uploads_meanwhile: noted.clone() };
+        Box::new(sink) as Box<dyn Sink>
+    }));
+
+    let report =
+        engine.run(&manifest, &options, Arc::new(spinlift::Silent), Default::default()).await.unwrap();
+
+    assert!(emulator.stats().issued >= 100, "{:?}", emulator.stats());
+    assert_eq!(*uploads_meanwhile.lock().unwrap(), Some(0), "uploads before any record was durable");
+    assert_eq!((report.registered(), report.stopped), (300, None));
+    assert_each_file_registered_once(&emulator, &set);
+    assert_eq!(emulator.stats().issued, 300, "one form per file");
+}
+
 #[tokio::test]
 async fn a_manifest_built_in_code_needs_a_checkpoint_path_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
