@@ -47,8 +47,8 @@ pub(crate) type Answer = Result<Ahead, Failure>;
 /// A form requested ahead, and its record on its way to the disk.
 pub(crate) struct Ahead {
     pub(crate) form: UploadForm,
-    /// The form's record; `None` without a journal.
-    pub(crate) durable: Option<Durable>,
+    /// The form's record, on its way to the disk.
+    pub(crate) durable: Durable,
     /// Its place among the forms ahead: freed when the entry takes the form.
     _lead: OwnedSemaphorePermit,
 }
@@ -131,9 +131,8 @@ impl FormsAhead {
 /// Requests the forms of the run's fresh entries ahead, until every one is claimed, requesting ahead
 /// stops, or `done` is cancelled (every entry is through). Requests already sent then finish and are
 /// recorded: a form FileSpin issued is not lost to a run that stopped (the next run uses it). Each
-/// request takes a request slot like any other;
-/// at most [`LEAD`] are under way (at the start, before the requests are ahead of the entries; then
-/// one goes out as an entry takes its form). Limited to 8 at a time, the requests fell behind the
+/// request takes a request slot like any other; at most [`LEAD`] are under way (at the start, before
+/// the requests are ahead of the entries; then one goes out as an entry takes its form). Limited to 8 at a time, the requests fell behind the
 /// entries on 10,000 × 4 KiB files: a quarter of the entries requested their own forms, and a third of
 /// those taken were not on the disk yet.
 pub(crate) async fn prefetch(
@@ -166,6 +165,8 @@ pub(crate) async fn prefetch(
     let mut requests = FuturesUnordered::new();
     loop {
         if exhausted && requests.is_empty() {
+            // Entries asking from now on are not remembered for a prefetch that will not come.
+            ahead.stop();
             return;
         }
         tokio::select! {
@@ -209,7 +210,7 @@ pub(crate) async fn prefetch(
 }
 
 impl Ahead {
-    pub(crate) fn new(form: UploadForm, durable: Option<Durable>, lead: OwnedSemaphorePermit) -> Ahead {
+    pub(crate) fn new(form: UploadForm, durable: Durable, lead: OwnedSemaphorePermit) -> Ahead {
         Ahead { form, durable, _lead: lead }
     }
 }
@@ -231,7 +232,8 @@ mod tests {
     async fn an_entry_takes_the_form_requested_ahead_for_it_and_frees_its_place() {
         let ahead = FormsAhead::new();
         let answer = ahead.claim(0).expect("entry 0 is claimed");
-        answer.send(Ok(Ahead::new(form("a0"), None, permit(&ahead)))).ok().expect("the entry waits");
+        let on_disk = futures::FutureExt::boxed(futures::future::ready(Ok(())));
+        answer.send(Ok(Ahead::new(form("a0"), on_disk, permit(&ahead)))).ok().expect("the entry waits");
         assert_eq!(ahead.lead.available_permits(), LEAD - 1);
 
         let Some(Ok(got)) = ahead.take(0).await else { panic!("entry 0 finds its form") };

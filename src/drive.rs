@@ -221,10 +221,10 @@ impl Run {
         // A local file, opened and its first chunk read while the form's record went to the disk.
         let mut prepared: Option<Result<Opened, SourceError>> = None;
         let mut registered = None;
-        // A fresh entry's first form may have been requested ahead (see `crate::ahead`).
-        let mut may_be_ahead = recorded.is_none() && self.ahead.is_some();
+        // A fresh entry's first form may have been requested ahead (see `crate::ahead`: local files only).
+        let mut may_be_ahead = recorded.is_none() && self.ahead.is_some() && !entry.is_remote();
         // The record of a form requested ahead, made by the request: not made again.
-        let mut recorded_ahead: Option<Option<Durable>> = None;
+        let mut recorded_ahead: Option<Durable> = None;
         loop {
             // Only for the upload that comes right after: anything else in between, and it is stale.
             let ready = prepared.take();
@@ -450,32 +450,24 @@ impl Run {
             }
             if asset.state() != &before {
                 let stamp = source.as_ref().ok().map(|s| s.stamp);
-                let mut durable = match recorded_ahead.take() {
-                    Some(durable) => durable,
-                    None => self.record(entry, &asset, form.as_ref(), stamp),
-                };
+                let durable =
+                    recorded_ahead.take().or_else(|| self.record(entry, &asset, form.as_ref(), stamp));
                 match (asset.state(), &source) {
                     // Nothing is left to do but count it: the next entry need not wait for the disk.
                     (state, _) if state.is_done(goal) && state.registered().is_some() => registered = durable,
-                    // A form requested ahead is usually on the disk by now: the entry stays at work.
-                    (State::FormIssued { .. }, source)
-                        if let Some(written) = durable.as_mut().and_then(|d| d.now_or_never()) =>
-                    {
-                        if let Err(e) = written {
-                            self.stop_with(StopReason::Journal(e.to_string()));
-                        }
-                        if let Ok(src) = source
-                            && !src.url.is_remote()
-                        {
-                            prepared = Some(engine.sources.open(&src.url, &src.meta).await);
-                        }
-                    }
                     // The upload may not start before the form's record is durable, but a local file
                     // can be opened and read meanwhile. (Not a remote object: its GET would be held
                     // open while the upload waits for its slot.)
-                    // Waiting for the disk, the entry is not at work: a spare takes its place.
+                    // Waiting for the disk, the entry is not at work: a spare takes its place. A form
+                    // requested ahead is usually on the disk already, and its entry stays at work.
                     (State::FormIssued { .. }, source) if durable.is_some() => {
-                        at_work.leave();
+                        let durable = durable.map(|mut written| match (&mut written).now_or_never() {
+                            Some(on_disk) => futures::future::ready(on_disk).boxed(),
+                            None => {
+                                at_work.leave();
+                                written
+                            }
+                        });
                         match source {
                             Ok(src) if !src.url.is_remote() => {
                                 let (_, file) = tokio::join!(
@@ -627,7 +619,8 @@ impl Run {
                 let issued =
                     Event::FormIssued { asset_id: form.asset_id.clone(), expires_at: form.expires_at };
                 asset.apply(issued, now()).ok()?;
-                let durable = self.record(entry, &asset, Some(&form), Some(src.stamp));
+                // A form's record is always waited on (`must_be_durable`).
+                let durable = self.record(entry, &asset, Some(&form), Some(src.stamp))?;
                 Ok(Ahead::new(form, durable, lead))
             }
             Err(e) => Err(e.to_failure()),
