@@ -8,7 +8,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
 use spinlift_core::{Action, Asset, Event, Failure, FailureKind, Goal, LookedUp, State, Step};
-use spinlift_manifest::journal::{Journal, JournalError, Record, SourceStamp};
+use spinlift_manifest::journal::{Journal, JournalError, Record, SourceStamp, WHENEVER};
 use spinlift_manifest::{Entry, Manifest};
 use spinlift_source::{Opened, SourceError, SourceUrl};
 use spinlift_transport::{
@@ -56,13 +56,6 @@ pub(crate) struct Run {
     /// Forms requested ahead of the entries (with a journal, see [`crate::ahead`]).
     pub(crate) ahead: Option<Arc<FormsAhead>>,
 }
-
-/// The longest a registration's record waits for other records to share its fsync. Only the count
-/// (the report, the progress) waits for it, not the next entry, and a crash that loses it costs one
-/// request on resume (a registration FileSpin answers `ASSET_ID_EXISTS`, or a look-up), never a
-/// second asset: so it rides with the next group of forms rather than calling one of its own (the
-/// journal's own limit for records nobody waits on, so no timer is set per record).
-const REGISTERED_WITHIN: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A record on its way to the disk: resolves once it is durable.
 pub(crate) type Durable = BoxFuture<'static, Result<(), JournalError>>;
@@ -450,8 +443,9 @@ impl Run {
             }
             if asset.state() != &before {
                 let stamp = source.as_ref().ok().map(|s| s.stamp);
-                let durable =
-                    recorded_ahead.take().or_else(|| self.record(entry, &asset, form.as_ref(), stamp));
+                let ahead = recorded_ahead.take();
+                let from_ahead = ahead.is_some();
+                let durable = ahead.or_else(|| self.record(entry, &asset, form.as_ref(), stamp));
                 match (asset.state(), &source) {
                     // Nothing is left to do but count it: the next entry need not wait for the disk.
                     (state, _) if state.is_done(goal) && state.registered().is_some() => registered = durable,
@@ -464,6 +458,11 @@ impl Run {
                         let durable = durable.map(|mut written| match (&mut written).now_or_never() {
                             Some(on_disk) => futures::future::ready(on_disk).boxed(),
                             None => {
+                                // A record made ahead waits for a group nobody needed yet: now
+                                // someone does.
+                                if from_ahead && let Some(journal) = &self.journal {
+                                    journal.commit_soon();
+                                }
                                 at_work.leave();
                                 written
                             }
@@ -619,8 +618,15 @@ impl Run {
                 let issued =
                     Event::FormIssued { asset_id: form.asset_id.clone(), expires_at: form.expires_at };
                 asset.apply(issued, now()).ok()?;
-                // A form's record is always waited on (`must_be_durable`).
-                let durable = self.record(entry, &asset, Some(&form), Some(src.stamp))?;
+                // Its entry waits for it before the upload (`must_be_durable`), but not yet: the entry
+                // comes for the form later. So the record starts no group of its own; it joins the next
+                // one, at the latest when the journal's timer for records nobody waits on comes round,
+                // and an entry that finds its record still on the way asks for the group at once
+                // (`drive`). Five times fewer fsyncs than a group every 10 ms (10,000 × 4 KiB: 130
+                // instead of 653).
+                let journal = self.journal.as_ref()?;
+                let record = record(entry.id(), asset.state(), Some(&form), Some(src.stamp))?;
+                let durable: Durable = Box::pin(journal.append_lazy(record, WHENEVER));
                 Ok(Ahead::new(form, durable, lead))
             }
             Err(e) => Err(e.to_failure()),
@@ -654,8 +660,12 @@ impl Run {
         let state = asset.state();
         let record = record(entry.id(), state, form, stamp)?;
         if state.registered().is_some() {
-            // Only the count waits for it: it joins the next group another entry's record starts.
-            return Some(Box::pin(journal.append_lazy(record, REGISTERED_WITHIN)));
+            // Only the count (the report, the progress) waits for it, not the next entry, and a crash
+            // that loses it costs one request on resume (a registration FileSpin answers
+            // `ASSET_ID_EXISTS`, or a look-up), never a second asset: it rides with the next group
+            // rather than calling one of its own, within the journal's own limit for records nobody
+            // waits on now (so no timer is set per record).
+            return Some(Box::pin(journal.append_lazy(record, WHENEVER)));
         }
         if must_be_durable(state) {
             return Some(Box::pin(journal.append_begin(record)));

@@ -284,7 +284,7 @@ async fn while_the_first_records_wait_for_the_disk_no_file_is_uploaded() {
     let set = SampleSet::write(dir.path(), &SampleSpec { sizes: vec![1_000; 300], seed: 12 }).unwrap();
     let manifest = Manifest::load(&set.manifest).unwrap();
     let engine = engine(&emulator).build().unwrap();
-    // 16 slots keep 96 entries going, and forms are requested up to 64 ahead of them: while the first
+    // 16 slots keep 96 entries going, and forms are requested 64 or more ahead of them: while the first
     // fsync lasts, FileSpin issues well over 100 forms, and every one of them must wait for it.
     let uploads_meanwhile = Arc::new(std::sync::Mutex::new(None));
     let (held, noted) = (emulator.clone(), uploads_meanwhile.clone());

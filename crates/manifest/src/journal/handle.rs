@@ -33,6 +33,11 @@ pub struct JournalOptions {
     /// A group commit goes at once, [`group_wait`](Self::group_wait) or not, when this many appenders
     /// wait on it (default 1).
     pub group_size: usize,
+    /// Whether the writer keeps blank lines ahead of the records for the next ones to overwrite
+    /// (default `true`; see the module docs). Each fsync then writes only the records' pages, not the
+    /// file's new size and block map, but every page is written twice (blank, then with records) and
+    /// the blank lines cost a write each: worth it with many fsyncs a second, not with few.
+    pub blank_room: bool,
 }
 
 impl Default for JournalOptions {
@@ -43,6 +48,7 @@ impl Default for JournalOptions {
             max_batch: 1024,
             group_wait: std::time::Duration::ZERO,
             group_size: 1,
+            blank_room: true,
         }
     }
 }
@@ -225,6 +231,13 @@ impl Journal {
     /// wait for an [`Journal::append`] now and then.
     pub fn append_nowait(&self, record: Record) -> Result<(), JournalError> {
         self.send(&record, None, Urgency::Whenever)
+    }
+
+    /// Tells the writer that someone now waits on what is queued (records appended with
+    /// [`Journal::append_lazy`], say): it goes as a group someone waits on does, within
+    /// [`JournalOptions::group_wait`] or once [`JournalOptions::group_size`] wait on it.
+    pub fn commit_soon(&self) {
+        self.shared.queue.urge();
     }
 
     /// Asks the writer to commit what is queued now, rather than when a later append or its own timer

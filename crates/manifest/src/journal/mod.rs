@@ -29,8 +29,9 @@
 //! the same asset id (the engine writes the form once, with `form_issued`). A crash can leave the last line torn; [`replay`] drops it with a warning. Damage before the
 //! last line is an error, never silently skipped.
 //!
-//! While a journal is open its file ends in blank lines that the next records overwrite: an fsync of
-//! bytes overwritten in place need not also write the file's new size and block map. [`replay`] skips
+//! While a journal is open its file ends in blank lines that the next records overwrite (unless
+//! [`JournalOptions::blank_room`] is off): an fsync of bytes overwritten in place need not also write
+//! the file's new size and block map. [`replay`] skips
 //! blank lines, so a journal left open by a crash reads the same; [`Journal::close`] removes them.
 //!
 //! [`Journal::open`] always writes the file anew (header plus one line per entry of the replayed journal,
@@ -74,6 +75,7 @@ mod writer;
 pub use error::JournalError;
 pub use fingerprint::fingerprint_ids;
 pub use handle::{Journal, JournalOptions};
+pub use queue::WHENEVER;
 pub use record::{Form, Record, SourceStamp, VERSION};
 pub use replay::{Replayed, replay};
 pub use sink::Sink;

@@ -23,8 +23,10 @@ pub(super) enum Urgency {
     Whenever,
 }
 
-/// The longest a command nobody needs at once waits in the queue.
-pub(super) const WHENEVER: Duration = Duration::from_millis(50);
+/// The longest a record nobody needs at once waits in the queue before its group goes (an
+/// [`append_nowait`](super::Journal::append_nowait), or an [`append_lazy`](super::Journal::append_lazy)
+/// without a shorter limit of its own).
+pub const WHENEVER: Duration = Duration::from_millis(50);
 
 /// The queue, shared by the handles and the writer.
 pub(super) struct Queue {
@@ -100,6 +102,20 @@ impl Queue {
         };
         self.wake_if(state, wake);
         Ok(())
+    }
+
+    /// Someone now waits on what is queued: it goes as if a record with [`Urgency::Now`] had just
+    /// been queued (within the group window, or at once when the group is full).
+    pub(super) fn urge(&self) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.commands.is_empty() {
+            return;
+        }
+        state.urgent += 1;
+        state.urgent_since.get_or_insert(now);
+        let wake = state.parked.is_some_and(|(_, gathering)| !gathering || state.urgent >= self.group_size);
+        self.wake_if(state, wake);
     }
 
     /// Asks the writer to take what is queued at once.

@@ -84,7 +84,7 @@ pub(super) fn run<S: Sink>(
         }
     };
     let records_in_file = live.len() as u64;
-    let room = Room::of(&file);
+    let room = if setup.options.blank_room { Room::of(&file) } else { None };
     let sink = wrap(file);
     let mut writer = Writer { sink, room, setup, live, records_in_file, unsynced: false, buf: Vec::new() };
     if ready.send(Ok(())).is_err() {

@@ -219,6 +219,24 @@ async fn an_open_journal_ends_in_blank_lines_that_replay_skips_and_a_closed_one_
     assert!(text.ends_with("}\n") && text.contains(r#""id":"late""#));
 }
 
+#[tokio::test]
+async fn without_blank_room_an_open_journal_ends_in_its_last_durable_record() {
+    let (_dir, path) = scratch();
+    let options = JournalOptions { blank_room: false, ..JournalOptions::default() };
+    let journal = Journal::open(&path, FINGERPRINT, None, options).await.unwrap();
+    let records: Vec<Record> = (0..50).flat_map(|i| life_of(&format!("e{i}"))).collect();
+    for record in &records {
+        journal.append(record.clone()).await.unwrap();
+    }
+    // What a crash right now would leave: the records, nothing after them.
+    let open = std::fs::read_to_string(&path).unwrap();
+    assert!(open.ends_with("}\n"), "{:?}", &open[open.len() - 20..]);
+    assert!(lines_of(&path).iter().all(|line| !line.is_empty()));
+    assert_eq!(entries_of(&replay_ok(&path)), last_per_id(&records));
+    journal.close().await.unwrap();
+    assert_eq!(entries_of(&replay_ok(&path)), last_per_id(&records));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_longer_than_a_batch_is_written_in_several_groups_with_every_line_whole() {
     let (_dir, path) = scratch();
