@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::drive::{Durable, Run};
 use crate::report::StopReason;
+use crate::source::Source;
 
 /// How many forms may be requested ahead of the entries that take them, at first: at the rates of
 /// the real API (30 requests/s) forms come seconds before their entries, and a longer lead would only
@@ -60,6 +61,9 @@ pub(crate) type Answer = Result<Ahead, Failure>;
 /// A form requested ahead, and its record on its way to the disk.
 pub(crate) struct Ahead {
     pub(crate) form: UploadForm,
+    /// Its entry's file, as checked before the request: the entry does not check it again (the upload
+    /// compares the file with this stamp once it is sent).
+    pub(crate) source: Source,
     /// The form's record, on its way to the disk.
     pub(crate) durable: Durable,
     /// Its place among the forms ahead: freed when the entry takes the form.
@@ -251,8 +255,13 @@ pub(crate) async fn prefetch(
 }
 
 impl Ahead {
-    pub(crate) fn new(form: UploadForm, durable: Durable, lead: OwnedSemaphorePermit) -> Ahead {
-        Ahead { form, durable, _lead: lead }
+    pub(crate) fn new(
+        form: UploadForm,
+        source: Source,
+        durable: Durable,
+        lead: OwnedSemaphorePermit,
+    ) -> Ahead {
+        Ahead { form, source, durable, _lead: lead }
     }
 
     /// Whether the form's record is durable already (or failed to be: the entry finds out), without
@@ -286,7 +295,10 @@ mod tests {
         let ahead = FormsAhead::new();
         let answer = ahead.claim(0).expect("entry 0 is claimed");
         let on_disk = futures::FutureExt::boxed(futures::future::ready(Ok(())));
-        answer.send(Ok(Ahead::new(form("a0"), on_disk, permit(&ahead)))).ok().expect("the entry waits");
+        answer
+            .send(Ok(Ahead::new(form("a0"), source(), on_disk, permit(&ahead))))
+            .ok()
+            .expect("the entry waits");
         assert_eq!(ahead.lead.available_permits(), FIRST_LEAD - 1);
 
         let Some(Ok(got)) = ahead.take(0).await else { panic!("entry 0 finds its form") };
@@ -294,6 +306,12 @@ mod tests {
         drop(got);
         assert_eq!(ahead.lead.available_permits(), FIRST_LEAD, "taking the form makes room for the next");
         assert!(ahead.take(0).await.is_none(), "asked once: a retry requests its own");
+    }
+
+    fn source() -> Source {
+        let stamp = spinlift_manifest::journal::SourceStamp { size: 1, mtime_ms: 0, tag: 0 };
+        let url = spinlift_source::SourceUrl::Local("a0.jpg".into());
+        Source { url, meta: spinlift_source::ObjectMeta::default(), stamp }
     }
 
     fn on_the_way() -> Durable {
@@ -304,7 +322,7 @@ mod tests {
     async fn a_form_there_before_its_entry_but_not_on_the_disk_yet_lengthens_the_lead() {
         let ahead = FormsAhead::new();
         let answer = ahead.claim(0).expect("claimed");
-        answer.send(Ok(Ahead::new(form("a0"), on_the_way(), permit(&ahead)))).ok().expect("sent");
+        answer.send(Ok(Ahead::new(form("a0"), source(), on_the_way(), permit(&ahead)))).ok().expect("sent");
 
         let Some(Ok(got)) = ahead.take(0).await else { panic!("entry 0 finds its form") };
         drop(got);
@@ -320,7 +338,7 @@ mod tests {
         let lead = permit(&ahead);
         let (taken, ()) = tokio::join!(ahead.take(0), async move {
             tokio::task::yield_now().await;
-            answer.send(Ok(Ahead::new(form("a0"), on_the_way(), lead))).ok().expect("sent");
+            answer.send(Ok(Ahead::new(form("a0"), source(), on_the_way(), lead))).ok().expect("sent");
         });
         assert!(matches!(taken, Some(Ok(_))));
         drop(taken);

@@ -198,7 +198,16 @@ impl Run {
         // In flight (for the observer: its latency, the count) from when it is first at work.
         let mut at_work = AtWork::enter(&self.active).await;
         let _in_flight = InFlight::enter(self, entry.id());
-        let mut source = check_source(&self.manifest, &engine.sources, entry).await;
+        // A fresh entry's first form may have been requested ahead (see `crate::ahead`: local files
+        // only), its file checked then: not checked a second time.
+        let mut ahead = match (&recorded, &self.ahead) {
+            (None, Some(ahead)) if !entry.is_remote() => ahead.take(index).await,
+            _ => None,
+        };
+        let mut source = match &ahead {
+            Some(Ok(got)) => Ok(got.source.clone()),
+            _ => check_source(&self.manifest, &engine.sources, entry).await,
+        };
         // A source that failed retryably (a remote one, busy) is read again before the next attempt,
         // after core's backoff; `fresh` says the check is this attempt's own.
         let mut fresh = true;
@@ -214,8 +223,6 @@ impl Run {
         // A local file, opened and its first chunk read while the form's record went to the disk.
         let mut prepared: Option<Result<Opened, SourceError>> = None;
         let mut registered = None;
-        // A fresh entry's first form may have been requested ahead (see `crate::ahead`: local files only).
-        let mut may_be_ahead = recorded.is_none() && self.ahead.is_some() && !entry.is_remote();
         // The record of a form requested ahead, made by the request: not made again.
         let mut recorded_ahead: Option<Durable> = None;
         loop {
@@ -249,7 +256,7 @@ impl Run {
                         _ = self.stop.cancelled() => break,
                     }
                 }
-                Action::RequestForm => match (&source, self.ahead(index, &mut may_be_ahead).await) {
+                Action::RequestForm => match (&source, ahead.take()) {
                     // A remote source that was busy: read again after the backoff.
                     (Err(failure), _) if !fresh && failure.step == Step::ReadSource => {
                         source = check_source(&self.manifest, &engine.sources, entry).await;
@@ -585,14 +592,6 @@ impl Run {
         }
     }
 
-    /// The answer of a form requested ahead for the entry, asked once (`may_be` is cleared).
-    async fn ahead(&self, index: usize, may_be: &mut bool) -> Option<Answer> {
-        if !std::mem::take(may_be) {
-            return None;
-        }
-        self.ahead.as_ref()?.take(index).await
-    }
-
     /// Requests `entry`'s form ahead of it and records it (see [`crate::ahead`]). `None` when the
     /// entry should request its own: its file cannot be looked at, or the run stopped.
     pub(crate) async fn form_ahead(
@@ -616,7 +615,7 @@ impl Run {
                 let journal = self.journal.as_ref()?;
                 let record = record(entry.id(), asset.state(), Some(&form), Some(src.stamp))?;
                 let durable: Durable = Box::pin(journal.append_lazy(record, WHENEVER));
-                Ok(Ahead::new(form, durable, lead))
+                Ok(Ahead::new(form, src, durable, lead))
             }
             Err(failure) => Err(failure),
         })
