@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use spinlift_core::{Asset, Limits, ResumeFacts, State, UnixMillis};
-use spinlift_manifest::journal::{Form, Record, Replayed, SourceStamp, fingerprint_ids};
+use spinlift_manifest::journal::{FormJson, Line, Record, Replayed, SourceStamp, fingerprint_ids};
 use spinlift_manifest::{Manifest, Shard};
 use spinlift_transport::UploadForm;
 
@@ -78,32 +78,42 @@ pub(crate) fn must_be_durable(state: &State) -> bool {
     matches!(state, State::FormIssued { .. } | State::Registered { .. })
 }
 
-/// The journal record of an entry now in `state`; `None` for `Uploading`, which resumes as the
-/// `FormIssued` recorded before it (an upload cut off is made again with the same form), so its
-/// record would be bytes written for nothing.
-pub(crate) fn record(
+/// The journal record of an entry now in `state`, given to `append` as a [`Line`] (borrowed: neither
+/// the state nor the form is copied); `None` for `Uploading`, which resumes as the `FormIssued`
+/// recorded before it (an upload cut off is made again with the same form), so its record would be
+/// bytes written for nothing.
+pub(crate) fn record<T>(
     id: &str,
     state: &State,
     form: Option<&UploadForm>,
     source: Option<SourceStamp>,
-) -> Option<Record> {
+    append: impl FnOnce(Line<'_>) -> T,
+) -> Option<T> {
     if matches!(state, State::Uploading { .. }) {
         return None;
     }
-    let mut record = Record::new(id, state.clone());
     // Only with the form's own record: a replayed `Uploaded` record takes the form of the
     // `FormIssued` record before it (the journal's replay), so a second copy would be ~1 KB per file
     // written for nothing.
-    if matches!(state, State::FormIssued { .. })
-        && let Some(form) = form
-    {
-        // Compact JSON, byte for byte serde_json's, in a fifth of its instructions (`to_json`).
-        record = record.with_form(Form::from_compact_json(form.to_json()));
+    let form = form.filter(|_| matches!(state, State::FormIssued { .. })).map(FormText);
+    let mut line = Line::new(id, state);
+    if let Some(form) = &form {
+        line = line.with_form(form);
     }
     if let Some(stamp) = source {
-        record = record.with_source(stamp);
+        line = line.with_source(stamp);
     }
-    Some(record)
+    Some(append(line))
+}
+
+/// The engine's form as its record carries it: its compact JSON written straight into the record's
+/// line (`UploadForm::write_json`), byte for byte what serde_json writes.
+struct FormText<'a>(&'a UploadForm);
+
+impl FormJson for FormText<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.0.write_json(out);
+    }
 }
 
 /// What an entry starts from: its recorded state put through core's resume rules, and the form that

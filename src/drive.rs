@@ -613,8 +613,10 @@ impl Run {
                 // (`drive`). Four to five times fewer fsyncs than a group every 10 ms (10,000 × 4 KiB:
                 // 137–165 instead of 653).
                 let journal = self.journal.as_ref()?;
-                let record = record(entry.id(), asset.state(), Some(&form), Some(src.stamp))?;
-                let durable: Durable = Box::pin(journal.append_lazy(record, WHENEVER));
+                let durable: Durable =
+                    record(entry.id(), asset.state(), Some(&form), Some(src.stamp), |line| {
+                        Box::pin(journal.append_lazy(line, WHENEVER))
+                    })?;
                 Ok(Ahead::new(form, src, durable, lead))
             }
             Err(failure) => Err(failure),
@@ -662,22 +664,23 @@ impl Run {
     ) -> Option<Durable> {
         let journal = self.journal.as_ref()?;
         let state = asset.state();
-        let record = record(entry.id(), state, form, stamp)?;
-        if state.registered().is_some() {
-            // Only the count (the report, the progress) waits for it, not the next entry, and a crash
-            // that loses it costs one request on resume (a registration FileSpin answers
-            // `ASSET_ID_EXISTS`, or a look-up), never a second asset: it rides with the next group
-            // rather than calling one of its own, within the journal's own limit for records nobody
-            // waits on now (so no timer is set per record).
-            return Some(Box::pin(journal.append_lazy(record, WHENEVER)));
-        }
-        if must_be_durable(state) {
-            return Some(Box::pin(journal.append_begin(record)));
-        }
-        if let Err(e) = journal.append_nowait(record) {
-            self.stop_with(StopReason::Journal(e.to_string()));
-        }
-        None
+        record(entry.id(), state, form, stamp, |line| {
+            if state.registered().is_some() {
+                // Only the count (the report, the progress) waits for it, not the next entry, and a
+                // crash that loses it costs one request on resume (a registration FileSpin answers
+                // `ASSET_ID_EXISTS`, or a look-up), never a second asset: it rides with the next group
+                // rather than calling one of its own, within the journal's own limit for records
+                // nobody waits on now (so no timer is set per record).
+                return Some(Box::pin(journal.append_lazy(line, WHENEVER)) as Durable);
+            }
+            if must_be_durable(state) {
+                return Some(Box::pin(journal.append_begin(line)));
+            }
+            if let Err(e) = journal.append_nowait(line) {
+                self.stop_with(StopReason::Journal(e.to_string()));
+            }
+            None
+        })?
     }
 
     /// Waits until a record is durable; a journal that cannot be written stops the batch.

@@ -35,6 +35,7 @@ mod aimd;
 mod asset;
 mod budget;
 mod failure;
+pub mod json;
 mod time;
 
 pub use aimd::Aimd;

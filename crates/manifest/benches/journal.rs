@@ -140,7 +140,7 @@ fn write_big_journal(path: &Path, entries: usize) {
                     md5: "900150983cd24fb0d6963f7d28e17f72".into(),
                 };
             }
-            journal.append_nowait(record).unwrap();
+            journal.append_nowait(record.line()).unwrap();
             if i % 10_000 == 0 {
                 journal.append(uploaded(i)).await.unwrap(); // keep the queue short
             }

@@ -489,7 +489,7 @@ fn finished_batch(dir: &Path, count: usize) -> Result<PathBuf, String> {
                     tag: 0,
                 };
                 journal
-                    .append_nowait(Record::new(path.as_str(), state).with_source(stamp))
+                    .append_nowait(Record::new(path.as_str(), state).with_source(stamp).line())
                     .map_err(|e| e.to_string())?;
             }
             journal.close().await.map_err(|e| e.to_string())

@@ -14,7 +14,72 @@
 //! (`None`) is left to serde, which decides whether it is valid. A test feeds every `State` variant and
 //! random lines to both and compares.
 
+use spinlift_core::State;
+use spinlift_core::json::{push_i64, push_str, push_u64};
+
 use super::record::SourceStamp;
+
+/// Appends `state` as serde_json writes it (`{"state":"registered","asset_id":…}`), for the states a
+/// run writes once per file; `false`, with nothing written, for the others (serde writes those).
+pub(super) fn write_state(state: &State, out: &mut Vec<u8>) -> bool {
+    match state {
+        State::Pending => out.extend_from_slice(br#"{"state":"pending"}"#),
+        State::FormIssued { asset_id, expires_at } | State::Uploading { asset_id, expires_at } => {
+            let tag: &[u8] = if matches!(state, State::FormIssued { .. }) {
+                br#"{"state":"form_issued","asset_id":"#
+            } else {
+                br#"{"state":"uploading","asset_id":"#
+            };
+            out.extend_from_slice(tag);
+            push_str(out, asset_id);
+            out.extend_from_slice(br#","expires_at":"#);
+            push_i64(out, expires_at.0);
+            out.push(b'}');
+        }
+        State::Uploaded { asset_id, size, md5, started_at, completed_at } => {
+            out.extend_from_slice(br#"{"state":"uploaded","asset_id":"#);
+            push_str(out, asset_id);
+            out.extend_from_slice(br#","size":"#);
+            push_u64(out, *size);
+            out.extend_from_slice(br#","md5":"#);
+            push_str(out, md5);
+            out.extend_from_slice(br#","started_at":"#);
+            push_i64(out, started_at.0);
+            out.extend_from_slice(br#","completed_at":"#);
+            push_i64(out, completed_at.0);
+            out.push(b'}');
+        }
+        State::Registered { asset_id, size, md5 } | State::DataSet { asset_id, size, md5 } => {
+            let tag: &[u8] = if matches!(state, State::Registered { .. }) {
+                br#"{"state":"registered","asset_id":"#
+            } else {
+                br#"{"state":"data_set","asset_id":"#
+            };
+            out.extend_from_slice(tag);
+            push_str(out, asset_id);
+            out.extend_from_slice(br#","size":"#);
+            push_u64(out, *size);
+            out.extend_from_slice(br#","md5":"#);
+            push_str(out, md5);
+            out.push(b'}');
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Appends `source` as serde_json writes it (`tag` only when it is not 0).
+pub(super) fn write_source(source: &SourceStamp, out: &mut Vec<u8>) {
+    out.extend_from_slice(br#"{"size":"#);
+    push_u64(out, source.size);
+    out.extend_from_slice(br#","mtime_ms":"#);
+    push_i64(out, source.mtime_ms);
+    if source.tag != 0 {
+        out.extend_from_slice(br#","tag":"#);
+        push_u64(out, source.tag);
+    }
+    out.push(b'}');
+}
 
 /// The parts of a `Registered` record line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

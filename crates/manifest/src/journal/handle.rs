@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::compact::{Existing, snapshot_chunks};
 use super::error::JournalError;
 use super::queue::{Queue, Urgency};
-use super::record::{Record, encode_record, id_hash};
+use super::record::{Line, Record, encode_line, id_hash};
 use super::replay::Replayed;
 use super::sink::Sink;
 use super::writer::{self, Command, Part, Setup, Shared};
@@ -167,7 +167,7 @@ impl Journal {
     /// A form given with a final state is not written. Cancelling the returned future does not withdraw
     /// the record: it is written all the same.
     pub async fn append(&self, record: Record) -> Result<(), JournalError> {
-        self.append_begin(record).await
+        self.append_begin(record.line()).await
     }
 
     /// [`Journal::append`] in two halves: the record is queued at once, in order with this handle's
@@ -176,10 +176,10 @@ impl Journal {
     /// Dropping the future does not withdraw the record.
     pub fn append_begin(
         &self,
-        record: Record,
+        record: Line<'_>,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static + use<> {
         let (ack, done) = oneshot::channel();
-        let queued = self.send(&record, Some(ack), Urgency::Now);
+        let queued = self.send(record, Some(ack), Urgency::Now);
         let shared = self.shared.clone();
         async move {
             queued?;
@@ -195,11 +195,11 @@ impl Journal {
     /// [`WHENEVER`](super::queue::WHENEVER) at the latest.
     pub fn append_lazy(
         &self,
-        record: Record,
+        record: Line<'_>,
         within: std::time::Duration,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static + use<> {
         let (ack, mut done) = oneshot::channel();
-        let queued = self.send(&record, Some(ack), Urgency::Whenever);
+        let queued = self.send(record, Some(ack), Urgency::Whenever);
         let shared = self.shared.clone();
         async move {
             queued?;
@@ -229,8 +229,8 @@ impl Journal {
     ///
     /// The queue is unbounded: a caller that appends without waiting faster than the disk writes should
     /// wait for an [`Journal::append`] now and then.
-    pub fn append_nowait(&self, record: Record) -> Result<(), JournalError> {
-        self.send(&record, None, Urgency::Whenever)
+    pub fn append_nowait(&self, record: Line<'_>) -> Result<(), JournalError> {
+        self.send(record, None, Urgency::Whenever)
     }
 
     /// Tells the writer that someone now waits on what is queued (records appended with
@@ -260,14 +260,14 @@ impl Journal {
         done.await.unwrap_or_else(|_| Err(self.shared.gone()))
     }
 
-    fn send(&self, record: &Record, ack: Option<writer::Ack>, urgency: Urgency) -> Result<(), JournalError> {
+    fn send(&self, record: Line<'_>, ack: Option<writer::Ack>, urgency: Urgency) -> Result<(), JournalError> {
         if self.shared.stopped.get().is_some() {
             return Err(self.shared.gone());
         }
         LINE.with_borrow_mut(|line| {
             line.clear();
-            encode_record(record, line).map_err(JournalError::Encode)?;
-            let command = Command::Append { end: 0, id: id_hash(&record.id), ack };
+            encode_line(record, line).map_err(JournalError::Encode)?;
+            let command = Command::Append { end: 0, id: id_hash(record.id), ack };
             let queued = self.shared.queue.push(line, command, urgency).map_err(|_| self.shared.gone());
             // A rare long line (a form with large fields) does not stay with the thread.
             if line.capacity() > 64 * 1024 {

@@ -76,7 +76,7 @@ pub use error::JournalError;
 pub use fingerprint::fingerprint_ids;
 pub use handle::{Journal, JournalOptions};
 pub use queue::WHENEVER;
-pub use record::{Form, Record, SourceStamp, VERSION};
+pub use record::{Form, FormJson, Line, Record, SourceStamp, VERSION};
 pub use replay::{Replayed, replay};
 pub use sink::Sink;
 

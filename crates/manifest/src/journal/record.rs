@@ -177,6 +177,16 @@ impl Record {
         Record { source: Some(source), ..self }
     }
 
+    /// The record as a [`Line`] to append.
+    pub fn line(&self) -> Line<'_> {
+        Line {
+            id: &self.id,
+            state: &self.state,
+            form: self.form.as_ref().map(|f| f as &dyn FormJson),
+            source: self.source,
+        }
+    }
+
     /// Drops the form once the state is final: nothing needs it any more, and it holds credentials.
     pub(crate) fn drop_final_form(&mut self) {
         if self.state.is_final() {
@@ -196,6 +206,77 @@ impl std::fmt::Debug for Record {
     }
 }
 
+/// A record to append, borrowed from whoever holds its parts: what [`Journal`](super::Journal)'s
+/// `append*` methods encode before they return. A [`Record`] gives one ([`Record::line`]); an engine
+/// that holds the entry's state and form builds one without copying either (a form is ~1.3 KB, and
+/// copying it into a [`Form`] of its own cost an allocation above the allocator's small sizes per file).
+///
+/// ```
+/// use spinlift_core::{State, UnixMillis};
+/// use spinlift_manifest::journal::{Form, Line, SourceStamp};
+/// let state = State::FormIssued { asset_id: "ec27".into(), expires_at: UnixMillis(0) };
+/// let form = Form::from_compact_json(r#"{"url":"https://bucket.example/"}"#.to_owned());
+/// let line = Line::new("a.jpg", &state)
+///     .with_form(&form)
+///     .with_source(SourceStamp { size: 3, mtime_ms: 0, tag: 0 });
+/// assert_eq!(line.id, "a.jpg");
+/// assert!(format!("{line:?}").contains("<redacted>"), "a form is a credential");
+/// ```
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct Line<'a> {
+    /// The manifest entry's id.
+    pub id: &'a str,
+    /// The entry's state after the change.
+    pub state: &'a State,
+    /// The pre-signed upload form while it is needed; not written with a final state.
+    pub form: Option<&'a dyn FormJson>,
+    /// The source file as it was when it was hashed or uploaded.
+    pub source: Option<SourceStamp>,
+}
+
+impl<'a> Line<'a> {
+    /// The line of `state` for entry `id`, without form or source stamp.
+    pub fn new(id: &'a str, state: &'a State) -> Line<'a> {
+        Line { id, state, form: None, source: None }
+    }
+
+    /// The same line carrying `form`.
+    pub fn with_form(self, form: &'a dyn FormJson) -> Line<'a> {
+        Line { form: Some(form), ..self }
+    }
+
+    /// The same line carrying `source`.
+    pub fn with_source(self, source: SourceStamp) -> Line<'a> {
+        Line { source: Some(source), ..self }
+    }
+}
+
+impl std::fmt::Debug for Line<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Line")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("form", &self.form.map(|_| format_args!("<redacted>")))
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// A form that writes itself into a record's line as compact JSON: a [`Form`], or the caller's own
+/// form type (the engine's writes its text straight from the form it uploads with).
+pub trait FormJson: Sync {
+    /// Appends the form to `out` as one compact JSON value: no line break in it (a journal record is
+    /// one line, and one with anything else in it does not replay).
+    fn write_json(&self, out: &mut Vec<u8>);
+}
+
+impl FormJson for Form {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0.as_bytes());
+    }
+}
+
 /// The first line of every journal.
 #[derive(Serialize)]
 struct Header<'a> {
@@ -209,25 +290,39 @@ struct Header<'a> {
 /// The value of the header's `type` field.
 pub(crate) const HEADER_TYPE: &str = "header";
 
-/// Appends `record` to `out` as one `\n`-terminated line: `{"id":…,"state":…,"form":…,"source":…}`,
-/// compact, the form only while the state is not final, the form and the source only when there is
-/// one. The form's text is written as it is (it is JSON already). On error `out` is left as it was.
+/// Appends `record` to `out` as one `\n`-terminated line ([`encode_line`]).
 pub(crate) fn encode_record(record: &Record, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    encode_line(record.line(), out)
+}
+
+/// Appends `line` to `out` as one `\n`-terminated line: `{"id":…,"state":…,"form":…,"source":…}`,
+/// compact, the form only while the state is not final, the form and the source only when there is
+/// one. Byte for byte what serde_json writes for the [`Record`]; the usual states are written by hand
+/// ([`super::fast::write_state`]), serde's internally tagged `State` being several times dearer. On
+/// error `out` is left as it was.
+pub(crate) fn encode_line(line: Line<'_>, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     let start = out.len();
     let written = (|| {
         out.extend_from_slice(br#"{"id":"#);
-        serde_json::to_writer(&mut *out, &record.id)?;
+        spinlift_core::json::push_str(out, line.id);
         out.extend_from_slice(br#","state":"#);
-        serde_json::to_writer(&mut *out, &record.state)?;
-        if let Some(form) = &record.form
-            && !record.state.is_final()
+        if !super::fast::write_state(line.state, out) {
+            serde_json::to_writer(&mut *out, line.state)?;
+        }
+        if let Some(form) = line.form
+            && !line.state.is_final()
         {
             out.extend_from_slice(br#","form":"#);
-            out.extend_from_slice(form.json().as_bytes());
+            let at = out.len();
+            form.write_json(out);
+            debug_assert!(
+                !out[at..].contains(&b'\n') && serde_json::from_slice::<&RawValue>(&out[at..]).is_ok(),
+                "a form must be one JSON value on one line"
+            );
         }
-        if let Some(source) = &record.source {
+        if let Some(source) = &line.source {
             out.extend_from_slice(br#","source":"#);
-            serde_json::to_writer(&mut *out, source)?;
+            super::fast::write_source(source, out);
         }
         out.extend_from_slice(b"}\n");
         Ok(())

@@ -42,7 +42,7 @@ async fn records_appended_without_waiting_are_durable_after_close() {
     let (_dir, path) = scratch();
     let journal = Journal::open(&path, FINGERPRINT, None, JournalOptions::default()).await.unwrap();
     for i in 0..100 {
-        journal.append_nowait(Record::new(format!("e{i}"), State::Pending)).unwrap();
+        journal.append_nowait(Record::new(format!("e{i}"), State::Pending).line()).unwrap();
     }
     journal.close().await.unwrap();
 
@@ -60,7 +60,10 @@ async fn a_clone_appends_to_the_same_journal_and_is_refused_after_close() {
     journal.close().await.unwrap();
 
     assert!(matches!(clone.append(Record::new("late", State::Pending)).await, Err(JournalError::Closed)));
-    assert!(matches!(clone.append_nowait(Record::new("late", State::Pending)), Err(JournalError::Closed)));
+    assert!(matches!(
+        clone.append_nowait(Record::new("late", State::Pending).line()),
+        Err(JournalError::Closed)
+    ));
     assert!(matches!(clone.close().await, Err(JournalError::Closed)));
     assert_eq!(replay_ok(&path).ids().collect::<Vec<_>>(), ["from-clone"]);
 }
@@ -69,7 +72,7 @@ async fn a_clone_appends_to_the_same_journal_and_is_refused_after_close() {
 async fn dropping_every_handle_keeps_what_was_appended() {
     let (_dir, path) = scratch();
     let journal = Journal::open(&path, FINGERPRINT, None, JournalOptions::default()).await.unwrap();
-    journal.append_nowait(Record::new("kept", State::Pending)).unwrap();
+    journal.append_nowait(Record::new("kept", State::Pending).line()).unwrap();
     drop(journal);
 
     // The writer drains its queue on its own thread, after the last handle is gone.

@@ -60,7 +60,7 @@ async fn close_compacts_a_journal_with_too_many_records_per_entry() {
     let options = JournalOptions { compact_when_records_exceed: 4.0, ..quick() };
     let journal = Journal::open(&path, FINGERPRINT, None, options).await.unwrap();
     for record in history() {
-        journal.append_nowait(record).unwrap();
+        journal.append_nowait(record.line()).unwrap();
     }
     journal.close().await.unwrap();
 
@@ -75,7 +75,7 @@ async fn close_leaves_a_journal_within_its_ratio_alone() {
     let journal = Journal::open(&path, FINGERPRINT, None, options).await.unwrap();
     // 4 records per entry: not more than the ratio.
     for record in history().into_iter().take(400) {
-        journal.append_nowait(record).unwrap();
+        journal.append_nowait(record.line()).unwrap();
     }
     journal.close().await.unwrap();
     assert_eq!(lines_of(&path).len(), 1 + 400);

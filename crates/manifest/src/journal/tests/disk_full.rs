@@ -36,7 +36,7 @@ async fn a_full_disk_fails_the_append_and_every_later_one_and_leaves_a_valid_jou
     let later = journal.append(Record::new("later", State::Pending)).await.unwrap_err();
     assert!(matches!(&later, JournalError::Stopped { cause, .. } if cause.contains("No space")), "{later}");
     assert!(matches!(
-        journal.append_nowait(Record::new("later", State::Pending)),
+        journal.append_nowait(Record::new("later", State::Pending).line()),
         Err(JournalError::Stopped { .. })
     ));
     assert!(matches!(journal.clone().close().await, Err(JournalError::Stopped { .. })));

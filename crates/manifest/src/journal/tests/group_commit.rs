@@ -55,7 +55,7 @@ async fn one_appender_still_gets_an_fsync_per_record_and_no_more() {
 
     // Records that do not wait share the fsync of the next one that does.
     for i in 10..20 {
-        journal.append_nowait(Record::new(format!("e{i}"), State::Pending)).unwrap();
+        journal.append_nowait(Record::new(format!("e{i}"), State::Pending).line()).unwrap();
     }
     journal.append(Record::new("e20", State::Pending)).await.unwrap();
     assert_eq!(syncs.load(Ordering::Relaxed), 11);
@@ -80,10 +80,10 @@ async fn an_append_begun_is_queued_at_once_and_its_future_says_when_it_is_durabl
     let (_dir, path) = scratch();
     let (journal, syncs, _) = counting(&path, JournalOptions::default()).await;
     // Queued in call order, before anything appended after the call, whether or not anyone waits.
-    let first = journal.append_begin(Record::new("e", State::Pending));
-    let dropped = journal.append_begin(Record::new("e", form_issued("asset-e")));
+    let first = journal.append_begin(Record::new("e", State::Pending).line());
+    let dropped = journal.append_begin(Record::new("e", form_issued("asset-e")).line());
     drop(dropped);
-    journal.append_nowait(Record::new("e", uploading("asset-e"))).unwrap();
+    journal.append_nowait(Record::new("e", uploading("asset-e")).line()).unwrap();
     first.await.unwrap();
     assert!(syncs.load(Ordering::Relaxed) >= 1, "acknowledged once fsync'd");
     journal.close().await.unwrap();
@@ -102,7 +102,7 @@ async fn journal_after_close(path: &Path) -> impl Future<Output = Result<(), Jou
     let journal = Journal::open(path, FINGERPRINT, Some(&replayed), quick()).await.unwrap();
     let clone = journal.clone();
     journal.close().await.unwrap();
-    clone.append_begin(Record::new("late", State::Pending))
+    clone.append_begin(Record::new("late", State::Pending).line())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +144,8 @@ async fn a_lazy_append_joins_the_next_group_or_goes_on_its_own_when_none_comes()
     let (journal, syncs, _) = counting(&path, JournalOptions::default()).await;
 
     // It starts no group of its own: the next append someone waits on takes it along.
-    let lazy = journal.append_lazy(Record::new("lazy", State::Pending), std::time::Duration::from_secs(60));
+    let lazy =
+        journal.append_lazy(Record::new("lazy", State::Pending).line(), std::time::Duration::from_secs(60));
     journal.append(Record::new("eager", State::Pending)).await.unwrap();
     lazy.await.unwrap();
     assert_eq!(syncs.load(Ordering::Relaxed), 1, "one fsync for both");
@@ -152,7 +153,7 @@ async fn a_lazy_append_joins_the_next_group_or_goes_on_its_own_when_none_comes()
     // No other append comes: it goes on its own after `within`.
     let started = std::time::Instant::now();
     let within = std::time::Duration::from_millis(30);
-    journal.append_lazy(Record::new("alone", State::Pending), within).await.unwrap();
+    journal.append_lazy(Record::new("alone", State::Pending).line(), within).await.unwrap();
     assert!(started.elapsed() >= within, "{:?}", started.elapsed());
     assert_eq!(syncs.load(Ordering::Relaxed), 2);
     journal.close().await.unwrap();
@@ -164,12 +165,12 @@ async fn a_record_nobody_waits_on_goes_with_the_next_group_or_soon_after() {
     let (_dir, path) = scratch();
     let (journal, _, appends) = counting(&path, JournalOptions::default()).await;
     // With the next append someone waits on: one write for both.
-    journal.append_nowait(Record::new("a", State::Pending)).unwrap();
+    journal.append_nowait(Record::new("a", State::Pending).line()).unwrap();
     journal.append(Record::new("b", State::Pending)).await.unwrap();
     assert_eq!(appends.load(Ordering::Relaxed), 1);
 
     // Alone: written (not fsync'd) within a few tens of milliseconds all the same.
-    journal.append_nowait(Record::new("c", State::Pending)).unwrap();
+    journal.append_nowait(Record::new("c", State::Pending).line()).unwrap();
     let mut waited = 0;
     while !std::fs::read_to_string(&path).unwrap().contains(r#""id":"c""#) {
         assert!(waited < 2_000, "the record was never written");
@@ -246,7 +247,7 @@ async fn a_queue_longer_than_a_batch_is_written_in_several_groups_with_every_lin
     let records: Vec<Record> = (0..10).flat_map(|i| life_of(&format!("entry-{}", "x".repeat(i)))).collect();
     let (last, queued) = records.split_last().unwrap();
     for record in queued {
-        journal.append_nowait(record.clone()).unwrap();
+        journal.append_nowait(record.line()).unwrap();
     }
     journal.append(last.clone()).await.unwrap();
     let groups = appends.load(Ordering::Relaxed);

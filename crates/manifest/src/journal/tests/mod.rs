@@ -92,7 +92,7 @@ async fn write_journal(path: &Path, records: &[Record]) {
     let options = JournalOptions { compact_when_records_exceed: f64::INFINITY, ..quick() };
     let journal = Journal::open(path, FINGERPRINT, None, options).await.expect("open");
     for record in records {
-        journal.append_nowait(record.clone()).expect("append");
+        journal.append_nowait(record.line()).expect("append");
     }
     journal.close().await.expect("close");
 }
