@@ -22,27 +22,26 @@ use super::record::SourceStamp;
 /// Appends `state` as serde_json writes it (`{"state":"registered","asset_id":…}`), for the states a
 /// run writes once per file; `false`, with nothing written, for the others (serde writes those).
 pub(super) fn write_state(state: &State, out: &mut Vec<u8>) -> bool {
+    // `{"state":"<tag>","asset_id":"…"`: how every state with an asset id begins.
+    let begin = |out: &mut Vec<u8>, tag: &[u8], asset_id: &str| {
+        out.extend_from_slice(br#"{"state":""#);
+        out.extend_from_slice(tag);
+        out.extend_from_slice(br#"","asset_id":"#);
+        push_str(out, asset_id);
+    };
     match state {
         State::Pending => out.extend_from_slice(br#"{"state":"pending"}"#),
         State::FormIssued { asset_id, expires_at } | State::Uploading { asset_id, expires_at } => {
-            let tag: &[u8] = if matches!(state, State::FormIssued { .. }) {
-                br#"{"state":"form_issued","asset_id":"#
-            } else {
-                br#"{"state":"uploading","asset_id":"#
-            };
-            out.extend_from_slice(tag);
-            push_str(out, asset_id);
+            let tag: &[u8] =
+                if matches!(state, State::FormIssued { .. }) { b"form_issued" } else { b"uploading" };
+            begin(out, tag, asset_id);
             out.extend_from_slice(br#","expires_at":"#);
             push_i64(out, expires_at.0);
             out.push(b'}');
         }
         State::Uploaded { asset_id, size, md5, started_at, completed_at } => {
-            out.extend_from_slice(br#"{"state":"uploaded","asset_id":"#);
-            push_str(out, asset_id);
-            out.extend_from_slice(br#","size":"#);
-            push_u64(out, *size);
-            out.extend_from_slice(br#","md5":"#);
-            push_str(out, md5);
+            begin(out, b"uploaded", asset_id);
+            write_size_md5(out, *size, md5);
             out.extend_from_slice(br#","started_at":"#);
             push_i64(out, started_at.0);
             out.extend_from_slice(br#","completed_at":"#);
@@ -50,22 +49,22 @@ pub(super) fn write_state(state: &State, out: &mut Vec<u8>) -> bool {
             out.push(b'}');
         }
         State::Registered { asset_id, size, md5 } | State::DataSet { asset_id, size, md5 } => {
-            let tag: &[u8] = if matches!(state, State::Registered { .. }) {
-                br#"{"state":"registered","asset_id":"#
-            } else {
-                br#"{"state":"data_set","asset_id":"#
-            };
-            out.extend_from_slice(tag);
-            push_str(out, asset_id);
-            out.extend_from_slice(br#","size":"#);
-            push_u64(out, *size);
-            out.extend_from_slice(br#","md5":"#);
-            push_str(out, md5);
+            let tag: &[u8] =
+                if matches!(state, State::Registered { .. }) { b"registered" } else { b"data_set" };
+            begin(out, tag, asset_id);
+            write_size_md5(out, *size, md5);
             out.push(b'}');
         }
         _ => return false,
     }
     true
+}
+
+fn write_size_md5(out: &mut Vec<u8>, size: u64, md5: &str) {
+    out.extend_from_slice(br#","size":"#);
+    push_u64(out, size);
+    out.extend_from_slice(br#","md5":"#);
+    push_str(out, md5);
 }
 
 /// Appends `source` as serde_json writes it (`tag` only when it is not 0).
