@@ -64,7 +64,8 @@ impl Form {
     }
 
     /// The form whose compact JSON text `json` is, kept as it is: for a caller whose own encoder is
-    /// faster than [`Form::encode`] (the engine's, `UploadForm::to_json`).
+    /// faster than [`Form::encode`]. (The engine does not make a `Form` at all: it writes its form
+    /// straight into the record's line, see [`Line`] and [`FormJson`].)
     ///
     /// `json` must be one JSON value with no line break in it, as compact JSON is: a journal record is
     /// one line, and one with anything else in it does not replay. It is not checked (debug builds do
