@@ -190,37 +190,36 @@ pub(crate) async fn prefetch(
     done: CancellationToken,
 ) {
     let entries = &run.manifest.entries;
-    // Where the search for the next fresh entry goes on; `None` once none is left.
-    let scan: Mutex<Option<usize>> = Mutex::new(Some(0));
-    // The next fresh entry at or after the scan, claimed: no record (a recorded entry resumes through
-    // core's rules) and a local file (a remote source is read as the upload goes), and not asked for
-    // by its entry first. The states are looked at a stretch at a time, not under one lock per entry:
-    // a resumed batch of finished entries is passed over while the run answers them from the same
-    // states.
+    // The first fresh entry at or after `from`: no record (a recorded entry resumes through core's
+    // rules) and a local file (a remote source is read as the upload goes). The states are looked at a
+    // stretch at a time, not under one lock per entry: a resumed batch of finished entries is passed
+    // over while the run answers them from the same states.
+    let next_fresh = |mut from: usize| {
+        while from < entries.len() {
+            let to = (from + 1024).min(entries.len());
+            let states = states.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(i) = (from..to).find(|&i| {
+                let entry = entries.at(i);
+                !entry.is_remote() && !states.contains(entry.id())
+            }) {
+                return Some(i);
+            }
+            from = to;
+        }
+        None
+    };
+    // Where the search for the next fresh entry goes on (the end once none is left).
+    let scan = Mutex::new(0);
+    // The next fresh entry not asked for by its entry first, claimed.
     let claim_next = || {
         let mut scan = scan.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(mut from) = *scan {
-            let fresh = loop {
-                if from >= entries.len() {
-                    break None;
-                }
-                let to = (from + 1024).min(entries.len());
-                let states = states.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(i) = (from..to).find(|&i| {
-                    let entry = entries.at(i);
-                    !entry.is_remote() && !states.contains(entry.id())
-                }) {
-                    break Some(i);
-                }
-                from = to;
-            };
-            *scan = fresh.map(|i| i + 1);
-            if let Some(index) = fresh
-                && let Some(answer) = ahead.claim(index)
-            {
+        while let Some(index) = next_fresh(*scan) {
+            *scan = index + 1;
+            if let Some(answer) = ahead.claim(index) {
                 return Some((index, answer));
             }
         }
+        *scan = entries.len();
         None
     };
     let request_loop = || async {
